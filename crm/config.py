@@ -1,0 +1,116 @@
+"""One configuration, read from the environment (and an optional .env file)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = Path(os.environ.get("CRM_INSTANCE_DIR", PROJECT_ROOT / "instance"))
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run: the message says what to set."""
+
+
+def _dev_secret_key(instance_dir: Path) -> str:
+    """Generate the development secret once and keep it under instance/."""
+    path = instance_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+class Config:
+    TESTING = False
+    CRM_ENV = "development"
+    INSTANCE_DIR = INSTANCE_DIR
+    SQLALCHEMY_DATABASE_URI = f"sqlite:///{INSTANCE_DIR / 'crm.sqlite3'}"
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    REDIS_URL: str | None = None
+    SECRET_KEY: str | None = None
+    PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+    TWILIO_ACCOUNT_SID: str | None = None
+    TWILIO_AUTH_TOKEN: str | None = None
+    TWILIO_SENDER: str | None = None
+    TWILIO_BASE_URL: str | None = None  # only for the fake Twilio server in tests
+    SMTP_URL: str | None = None
+    MAIL_FROM = "Open Lab CRM <ne-pas-repondre@open-lab.example>"
+    CRM_TIMEZONE = "Europe/Paris"
+    WTF_CSRF_TIME_LIMIT = None  # a caller's form stays valid for the whole afternoon
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    PROSPECTS_PER_PAGE = 50
+    IMPORT_MAX_BYTES = 20 * 1024 * 1024
+    IMPORT_INLINE_MAX_ROWS = 2000
+
+    @classmethod
+    def from_env(cls) -> dict:
+        """Read every setting from the environment; fail clearly in production."""
+        load_dotenv(PROJECT_ROOT / ".env", override=False)
+        env = os.environ
+        values: dict = {
+            k: getattr(cls, k) for k in dir(cls) if k.isupper() and not k.startswith("_")
+        }
+        values["CRM_ENV"] = env.get("CRM_ENV", "development")
+        for key in (
+            "REDIS_URL",
+            "SECRET_KEY",
+            "PUBLIC_BASE_URL",
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_AUTH_TOKEN",
+            "TWILIO_SENDER",
+            "TWILIO_BASE_URL",
+            "SMTP_URL",
+            "MAIL_FROM",
+            "CRM_TIMEZONE",
+        ):
+            if env.get(key):
+                values[key] = env[key]
+        if env.get("DATABASE_URL"):
+            values["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(env["DATABASE_URL"])
+        if env.get("IMPORT_MAX_MB"):
+            values["IMPORT_MAX_BYTES"] = int(float(env["IMPORT_MAX_MB"]) * 1024 * 1024)
+        if not values["SECRET_KEY"]:
+            if values["CRM_ENV"] == "production":
+                raise ConfigError(
+                    "SECRET_KEY est obligatoire en production (CRM_ENV=production) : "
+                    "définissez une valeur longue et aléatoire, par exemple "
+                    "`python -c 'import secrets; print(secrets.token_hex(32))'`."
+                )
+            values["SECRET_KEY"] = _dev_secret_key(Path(values["INSTANCE_DIR"]))
+        if values["CRM_ENV"] == "production":
+            values["SESSION_COOKIE_SECURE"] = True
+        return values
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the usual postgres:// spellings and use psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def testing_config(database_url: str | None, redis_url: str | None, instance_dir: Path) -> dict:
+    """Settings for the test suite: a given database and Redis, CSRF on as in production."""
+    values = {k: getattr(Config, k) for k in dir(Config) if k.isupper() and not k.startswith("_")}
+    values.update(
+        TESTING=True,
+        CRM_ENV="test",
+        INSTANCE_DIR=instance_dir,
+        SECRET_KEY="test-secret-key",
+        SQLALCHEMY_DATABASE_URI=normalise_database_url(
+            database_url or f"sqlite:///{instance_dir / 'test.sqlite3'}"
+        ),
+        REDIS_URL=redis_url,
+        PUBLIC_BASE_URL="http://localhost",
+    )
+    return values

@@ -1,0 +1,37 @@
+"""Flask extensions, created unbound and attached in create_app."""
+
+from __future__ import annotations
+
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import MetaData
+
+from crm.timeutil import UTCDateTime
+
+# Named constraints so that Alembic migrations work the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
+
+
+def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Migrations store UTCDateTime as a plain timezone-aware DateTime."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+migrate = Migrate(render_as_batch=True, compare_type=True, render_item=_render_item)
+csrf = CSRFProtect()
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Connectez-vous pour accéder à cette page."
+login_manager.login_message_category = "info"

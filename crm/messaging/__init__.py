@@ -1,0 +1,1 @@
+"""Outgoing SMS and e-mail behind one interface per channel."""

@@ -1,0 +1,54 @@
+"""Open labs and the sources prospects come from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm.extensions import db
+from crm.models.base import TimestampMixin, enum_check
+from crm.timeutil import UTCDateTime
+
+LAB_STATUSES = ("draft", "recruiting", "closed", "done")
+LAB_STATUS_LABELS = {
+    "draft": "Brouillon",
+    "recruiting": "Recrutement en cours",
+    "closed": "Inscriptions closes",
+    "done": "Terminé",
+}
+
+
+class Lab(TimestampMixin, db.Model):
+    __tablename__ = "labs"
+    __table_args__ = (
+        enum_check("status", LAB_STATUSES, "status"),
+        sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        sa.CheckConstraint("capacity > 0 AND target > 0", name="positive_sizes"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    problem: Mapped[str] = mapped_column(sa.Text, default="")
+    venue: Mapped[str] = mapped_column(sa.Text, default="")
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    capacity: Mapped[int] = mapped_column(default=40)
+    target: Mapped[int] = mapped_column(default=30)
+    status: Mapped[str] = mapped_column(sa.String(16), default="draft", index=True)
+    next_lab_id: Mapped[int | None] = mapped_column(sa.ForeignKey("labs.id", ondelete="SET NULL"))
+
+    next_lab: Mapped[Lab | None] = relationship(remote_side=[id], foreign_keys=[next_lab_id])
+
+    @property
+    def status_label(self) -> str:
+        return LAB_STATUS_LABELS[self.status]
+
+
+class Source(TimestampMixin, db.Model):
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    description: Mapped[str] = mapped_column(sa.Text, default="")

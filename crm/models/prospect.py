@@ -1,0 +1,98 @@
+"""People we may invite, and the permissions they gave us per channel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm.extensions import db
+from crm.models.base import TimestampMixin, enum_check
+from crm.models.lab import Source
+from crm.timeutil import UTCDateTime, utcnow
+
+QUALIFICATIONS = ("yes", "no", "unknown")
+QUALIFICATION_LABELS = {
+    "yes": "Utilisateur potentiel",
+    "no": "Hors cible",
+    "unknown": "À qualifier",
+}
+CHANNELS = ("sms", "email", "phone")
+CHANNEL_LABELS = {"sms": "SMS", "email": "E-mail", "phone": "Téléphone"}
+CONSENT_METHODS = ("oral", "web_form", "signed_link", "sms_keyword", "import", "manual")
+CONSENT_METHOD_LABELS = {
+    "oral": "À l'oral, pendant un appel",
+    "web_form": "Formulaire web",
+    "signed_link": "Lien personnel",
+    "sms_keyword": "Mot-clé SMS",
+    "import": "Import",
+    "manual": "Saisie manuelle",
+}
+
+
+class Prospect(TimestampMixin, db.Model):
+    __tablename__ = "prospects"
+    __table_args__ = (
+        enum_check("qualification", QUALIFICATIONS, "qualification"),
+        sa.Index("ix_prospects_source_created", "source_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    first_name: Mapped[str] = mapped_column(sa.String(120), default="")
+    last_name: Mapped[str] = mapped_column(sa.String(120), default="")
+    phone: Mapped[str | None] = mapped_column(sa.String(20), unique=True)  # E.164
+    phone_raw: Mapped[str | None] = mapped_column(sa.String(80))  # kept when unparseable
+    email: Mapped[str | None] = mapped_column(sa.String(254), unique=True)  # lower case
+    organisation: Mapped[str] = mapped_column(sa.String(200), default="")
+    profile: Mapped[str] = mapped_column(sa.String(200), default="")
+    notes: Mapped[str] = mapped_column(sa.Text, default="")
+    source_id: Mapped[int] = mapped_column(sa.ForeignKey("sources.id"), index=True)
+    qualification: Mapped[str] = mapped_column(sa.String(8), default="unknown", index=True)
+    disqualification_reason: Mapped[str] = mapped_column(sa.Text, default="")
+    allow_sms: Mapped[bool] = mapped_column(default=False)
+    allow_email: Mapped[bool] = mapped_column(default=False)
+    allow_phone: Mapped[bool] = mapped_column(default=False)
+    # Lower-case, accent-free "first last organisation email": one LIKE finds any of them.
+    search_text: Mapped[str] = mapped_column(sa.Text, default="")
+
+    source: Mapped[Source] = relationship()
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or "(sans nom)"
+
+    @property
+    def phone_invalid(self) -> bool:
+        return self.phone is None and bool(self.phone_raw)
+
+    @property
+    def qualification_label(self) -> str:
+        return QUALIFICATION_LABELS[self.qualification]
+
+    def allows(self, channel: str) -> bool:
+        return bool(getattr(self, f"allow_{channel}"))
+
+
+class Consent(db.Model):
+    """One row per change of a contact permission: the proof of who allowed what, and how."""
+
+    __tablename__ = "consents"
+    __table_args__ = (
+        enum_check("channel", CHANNELS, "channel"),
+        enum_check("method", CONSENT_METHODS, "method"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prospect_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("prospects.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[str] = mapped_column(sa.String(8))
+    granted: Mapped[bool] = mapped_column()
+    from_person: Mapped[bool] = mapped_column(default=False)
+    method: Mapped[str] = mapped_column(sa.String(16))
+    basis: Mapped[str] = mapped_column(sa.Text, default="")
+    recorded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    recorded_by = relationship("User")

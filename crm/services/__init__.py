@@ -1,0 +1,1 @@
+"""The domain: one module per capability, no Flask request objects in here."""

@@ -1,0 +1,107 @@
+"""The registration status machine: the only place a registration changes status.
+
+Every change writes an append-only Event (who, when, from, to, why).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from crm.extensions import db
+from crm.models import Event, Lab, Prospect, Registration, User
+from crm.models.registration import REGISTRATION_STATUS_LABELS
+
+# Legal moves. Exits (declined, disqualified, cancelled) can be reopened by a new contact,
+# since people change their minds; attended and no_show are final for a lab.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "to_contact": frozenset(
+        {
+            "contacted",
+            "interested",
+            "confirmed",
+            "declined",
+            "disqualified",
+            "cancelled",
+            "waitlisted",
+        }
+    ),
+    "contacted": frozenset(
+        {"interested", "confirmed", "declined", "disqualified", "cancelled", "waitlisted"}
+    ),
+    "interested": frozenset(
+        {"contacted", "confirmed", "declined", "disqualified", "cancelled", "waitlisted"}
+    ),
+    "confirmed": frozenset({"attended", "no_show", "declined", "cancelled", "disqualified"}),
+    "waitlisted": frozenset({"confirmed", "declined", "cancelled", "disqualified"}),
+    "declined": frozenset({"contacted", "interested", "confirmed"}),
+    "cancelled": frozenset({"to_contact", "contacted", "interested", "confirmed"}),
+    "disqualified": frozenset({"to_contact"}),
+    "attended": frozenset(),
+    "no_show": frozenset(),
+}
+PENDING = frozenset({"to_contact", "contacted", "interested", "waitlisted"})
+
+
+class TransitionError(ValueError):
+    """An illegal status change; the message is in French for the interface."""
+
+
+def check_transition(current: str, target: str) -> None:
+    if target not in TRANSITIONS:
+        raise TransitionError(f"Statut inconnu : {target}.")
+    if target not in TRANSITIONS[current]:
+        raise TransitionError(
+            f"Impossible de passer de « {REGISTRATION_STATUS_LABELS[current]} » "
+            f"à « {REGISTRATION_STATUS_LABELS[target]} »."
+        )
+
+
+def register(
+    prospect: Prospect, lab: Lab, actor: User | None, reason: str = ""
+) -> tuple[Registration, bool]:
+    """The prospect's registration in the lab, created if missing: (registration, created)."""
+    existing = db.session.scalar(
+        sa.select(Registration).where(
+            Registration.prospect_id == prospect.id, Registration.lab_id == lab.id
+        )
+    )
+    if existing is not None:
+        return existing, False
+    registration = Registration(prospect_id=prospect.id, lab_id=lab.id, status="to_contact")
+    db.session.add(registration)
+    db.session.flush()
+    _record(registration, actor, "registration.created", None, "to_contact", reason)
+    return registration, True
+
+
+def transition(
+    registration: Registration, target: str, actor: User | None, reason: str = ""
+) -> Registration:
+    """Move the registration to `target` or raise TransitionError; the caller commits."""
+    check_transition(registration.status, target)
+    previous = registration.status
+    registration.status = target
+    _record(registration, actor, "registration.status", previous, target, reason)
+    return registration
+
+
+def _record(
+    registration: Registration,
+    actor: User | None,
+    kind: str,
+    from_status: str | None,
+    to_status: str,
+    reason: str,
+) -> None:
+    db.session.add(
+        Event(
+            kind=kind,
+            actor_id=actor.id if actor else None,
+            prospect_id=registration.prospect_id,
+            lab_id=registration.lab_id,
+            registration_id=registration.id,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+        )
+    )

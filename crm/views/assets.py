@@ -1,0 +1,18 @@
+"""Serves the DSFR installed by npm (node_modules is never committed)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, send_from_directory
+
+from crm.config import PROJECT_ROOT
+from crm.views import public
+
+DSFR_DIST = PROJECT_ROOT / "node_modules" / "@gouvfr" / "dsfr" / "dist"
+
+bp = Blueprint("assets", __name__)
+
+
+@bp.get("/dsfr/<path:filename>")
+@public
+def dsfr(filename: str) -> Response:
+    return send_from_directory(DSFR_DIST, filename, max_age=7 * 24 * 3600)

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from crm.forms.auth import LoginForm
+from crm.services.accounts import authenticate
+from crm.views import public
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths: never redirect to another site after login."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("main.home")
+
+
+@bp.route("/connexion", methods=["GET", "POST"])
+@public
+def login() -> str | Response:
+    if current_user.is_authenticated:
+        return redirect(url_for("main.home"))
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        user = authenticate(form.email.data or "", form.password.data or "")
+        if user is not None:
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
+        error = "Adresse e-mail ou mot de passe incorrect."
+    status = 200 if error is None and not form.errors else 400 if request.method == "POST" else 200
+    return render_template("auth/login.html", form=form, error=error), status
+
+
+@bp.post("/deconnexion")
+def logout() -> Response:
+    logout_user()
+    flash("Vous êtes déconnecté·e.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import PASSWORD, csrf_token, login
+
+# Endpoints reachable without logging in. Anything else must send an anonymous visitor to login.
+PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "assets.dsfr", "static"}
+
+
+def test_every_page_requires_login_except_the_public_ones(app, client):
+    seen_public = set()
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        if getattr(view, "is_public", False) or rule.endpoint == "static":
+            seen_public.add(rule.endpoint)
+            continue
+        url = re.sub(r"<(?:[^:>]+:)?([^>]+)>", "1", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(url, method=method)
+            if method == "GET":
+                assert response.status_code == 302, (rule.rule, method)
+                assert "/connexion" in response.headers["Location"], rule.rule
+            else:
+                # Anonymous POSTs are stopped before the view: by the CSRF check or by login.
+                assert response.status_code in (302, 400), (rule.rule, method)
+    assert seen_public == PUBLIC_ENDPOINTS
+
+
+def test_login_and_logout(client, make_user):
+    user = make_user("manager")
+    response = login(client, user.email)
+    assert response.status_code == 302
+    home = client.get("/")
+    assert home.status_code == 200
+    assert "Espace responsable" in home.get_data(as_text=True)
+    token = csrf_token(client, "/")
+    assert client.post("/deconnexion", data={"csrf_token": token}).status_code == 302
+    assert client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "email,password",
+    [("manager@test.fr", "mauvais-mot-de-passe"), ("inconnu@test.fr", PASSWORD)],
+)
+def test_wrong_credentials_get_one_french_message_without_hint(client, make_user, email, password):
+    make_user("manager")
+    response = login(client, email, password)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Adresse e-mail ou mot de passe incorrect." in html
+    assert client.get("/").status_code == 302
+
+
+def test_caller_gets_the_caller_home_and_no_manager_pages(caller_client):
+    assert "Espace appelant" in caller_client.get("/").get_data(as_text=True)
+    assert caller_client.get("/messages/").status_code == 403
+
+
+def test_post_without_csrf_token_is_refused(client, make_user):
+    user = make_user("manager")
+    response = client.post("/connexion", data={"email": user.email, "password": PASSWORD})
+    assert response.status_code == 400
+    assert "jeton de sécurité" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+
+def test_login_never_redirects_to_another_site(client, make_user):
+    user = make_user("manager")
+    token = csrf_token(client)
+    response = client.post(
+        "/connexion?next=//evil.example/x",
+        data={"email": user.email, "password": PASSWORD, "csrf_token": token},
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_unknown_url_gets_the_dsfr_404_page(client):
+    response = client.get("/cette-page-n-existe-pas")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 404
+    assert "Page non trouvée" in html
+    assert "fr-header" in html
+
+
+def test_inactive_account_cannot_log_in(app, client, make_user):
+    from crm.extensions import db
+    from crm.models import User
+
+    user = make_user("caller")
+    with app.app_context():
+        db.session.get(User, user.id).active = False
+        db.session.commit()
+    assert login(client, user.email).status_code == 400

@@ -1,0 +1,1 @@
+"""RQ side of Open Lab CRM: queues, jobs and the periodic dispatcher."""

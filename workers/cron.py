@@ -1,0 +1,12 @@
+"""Configuration for `rq cron workers/cron.py`: one process runs the periodic jobs."""
+
+from __future__ import annotations
+
+from rq import cron
+
+from workers.jobs import dispatch_due
+from workers.queues import DISPATCH
+
+DISPATCH_INTERVAL_SECONDS = 30
+
+cron.register(dispatch_due, DISPATCH, interval=DISPATCH_INTERVAL_SECONDS, job_timeout=300)
