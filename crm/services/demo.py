@@ -12,6 +12,7 @@ from crm.extensions import db
 from crm.models import Lab, Prospect, Source, User
 from crm.services.accounts import create_user
 from crm.services.normalise import search_key
+from crm.services.prospects import build_search_text
 from crm.services.registrations import register
 from crm.timeutil import from_local, utcnow
 
@@ -114,11 +115,12 @@ def seed_demo(prospect_count: int = 60, seed: int = 2026) -> dict[str, str]:
     for i in range(prospect_count):
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         org = rng.choice(_ORGS)
+        phone = f"+336{10000000 + i * 7919:08d}"
         email = f"{search_key(first)}.{search_key(last)}.{i}@exemple.fr".replace("'", "")
         prospect = Prospect(
             first_name=first,
             last_name=last,
-            phone=f"+336{10000000 + i * 7919:08d}",
+            phone=phone,
             email=email,
             organisation=org,
             profile=rng.choice(_PROFILES),
@@ -127,7 +129,15 @@ def seed_demo(prospect_count: int = 60, seed: int = 2026) -> dict[str, str]:
             allow_sms=True,
             allow_email=True,
             allow_phone=True,
-            search_text=search_key(first, last, org, email),
+            search_text=build_search_text(
+                {
+                    "first_name": first,
+                    "last_name": last,
+                    "organisation": org,
+                    "email": email,
+                    "phone": phone,
+                }
+            ),
         )
         db.session.add(prospect)
         db.session.flush()
