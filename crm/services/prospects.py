@@ -98,9 +98,20 @@ def merge_updates(existing: Mapping[str, Any], incoming: Mapping[str, Any]) -> d
 
 
 def build_search_text(p: Mapping[str, Any]) -> str:
+    """Name, organisation, e-mail and the phone's digits in national form (0612345678)."""
     return search_key(
-        p.get("first_name"), p.get("last_name"), p.get("organisation"), p.get("email")
+        p.get("first_name"),
+        p.get("last_name"),
+        p.get("organisation"),
+        p.get("email"),
+        _phone_digits(p.get("phone")),
     )
+
+
+def _phone_digits(e164: str | None) -> str:
+    if not e164:
+        return ""
+    return "0" + e164[3:] if e164.startswith("+33") else e164.lstrip("+")
 
 
 def find_existing(phone: str | None, email: str | None) -> Prospect | None:
