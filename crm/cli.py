@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -49,6 +51,46 @@ def seed_demo_command(if_empty: bool) -> None:
     click.echo("Jeu de démonstration chargé. Comptes (mots de passe affichés une seule fois) :")
     for email, password in passwords.items():
         click.echo(f"  {email}  {password}")
+
+
+@crm_cli.command("import-prospects")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--source", "source_name", required=True, help="Source (créée si elle n'existe pas).")
+@click.option("--lab", "lab_id", type=int, help="N° de l'open lab où inscrire les personnes.")
+@click.option(
+    "--mapping",
+    "mapping_json",
+    help='Objet JSON {"colonne": "champ"} (first_name, last_name, phone, email, organisation, '
+    "profile, notes ou ignorer) ; sans lui, les colonnes sont reconnues d'après leur nom.",
+)
+def import_prospects_command(
+    file: Path, source_name: str, lab_id: int | None, mapping_json: str | None
+) -> None:
+    """Importer des prospects depuis un fichier CSV (UTF-8 ou Windows-1252, « ; » ou « , »)."""
+    from crm.services import import_results, imports
+
+    names = None
+    if mapping_json is not None:
+        try:
+            names = json.loads(mapping_json)
+        except json.JSONDecodeError as exc:
+            raise click.ClickException(f"--mapping n'est pas un JSON valide : {exc.msg}.") from exc
+        if not isinstance(names, dict):
+            raise click.ClickException('--mapping doit être un objet JSON {"colonne": "champ"}.')
+    try:
+        batch = imports.import_file(file, source_name, lab_id, names)
+    except (imports.ImportFileError, imports.ImportSetupError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if batch.status != "done":
+        raise click.ClickException(batch.error or "L'import s'est interrompu.")
+    click.echo(
+        f"Créés : {batch.created_count}, fusionnés : {batch.merged_count}, "
+        f"rejetés : {batch.rejected_count}"
+    )
+    for rejection in import_results.first_rejections(batch.id, 20):
+        click.echo(f"  ligne {rejection.line_number} : {rejection.reason}")
+    if batch.rejected_count > 20:
+        click.echo(f"  … et {batch.rejected_count - 20} autres (voir l'import n° {batch.id}).")
 
 
 def register_cli(app: Flask) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -43,6 +44,11 @@ class Config:
     TWILIO_BASE_URL: str | None = None  # only for the fake Twilio server in tests
     SMTP_URL: str | None = None
     MAIL_FROM = "Open Lab CRM <ne-pas-repondre@open-lab.example>"
+    SMS_BACKEND = "outbox"  # "twilio" when the three TWILIO_* settings are set (from_env)
+    EMAIL_BACKEND = "outbox"  # "smtp" when SMTP_URL is set (from_env)
+    SMS_VALIDITY_SECONDS = 4 * 3600  # Twilio drops an SMS still queued after this delay
+    TWILIO_TIMEOUT_SECONDS = 10.0
+    SMTP_TIMEOUT_SECONDS = 10.0
     CRM_TIMEZONE = "Europe/Paris"
     WTF_CSRF_TIME_LIMIT = None  # a caller's form stays valid for the whole afternoon
     SESSION_COOKIE_HTTPONLY = True
@@ -50,6 +56,12 @@ class Config:
     PROSPECTS_PER_PAGE = 50
     IMPORT_MAX_BYTES = 20 * 1024 * 1024
     IMPORT_INLINE_MAX_ROWS = 2000
+    CALL_DAYS = "1-5"  # 1 = Monday
+    CALL_HOURS = "09:00-19:00"
+    SEND_DAYS = "1-5"
+    SEND_HOURS = "10:00-20:00"
+    CALL_LEASE_MINUTES = 15
+    CALL_RETRY_HOURS = 4  # after no answer, wait before serving the same person again
 
     @classmethod
     def from_env(cls) -> dict:
@@ -76,8 +88,15 @@ class Config:
                 values[key] = env[key]
         if env.get("DATABASE_URL"):
             values["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(env["DATABASE_URL"])
+        for key in ("CALL_DAYS", "CALL_HOURS", "SEND_DAYS", "SEND_HOURS"):
+            if env.get(f"CRM_{key}"):
+                values[key] = env[f"CRM_{key}"]
+        for key in ("CALL_LEASE_MINUTES", "CALL_RETRY_HOURS"):
+            if env.get(f"CRM_{key}"):
+                values[key] = int(env[f"CRM_{key}"])
         if env.get("IMPORT_MAX_MB"):
             values["IMPORT_MAX_BYTES"] = int(float(env["IMPORT_MAX_MB"]) * 1024 * 1024)
+        _choose_messaging_backends(env, values)
         if not values["SECRET_KEY"]:
             if values["CRM_ENV"] == "production":
                 raise ConfigError(
@@ -89,6 +108,36 @@ class Config:
         if values["CRM_ENV"] == "production":
             values["SESSION_COOKIE_SECURE"] = True
         return values
+
+
+def _choose_messaging_backends(env: Mapping[str, str], values: dict) -> None:
+    """SMS through Twilio when its three settings are set, e-mail through SMTP when SMTP_URL is;
+    CRM_SMS_BACKEND / CRM_EMAIL_BACKEND force a backend (e.g. outbox with Twilio configured)."""
+    twilio_keys = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SENDER")
+    twilio_ready = all(values.get(k) for k in twilio_keys)
+    sms = env.get("CRM_SMS_BACKEND") or ("twilio" if twilio_ready else "outbox")
+    email = env.get("CRM_EMAIL_BACKEND") or ("smtp" if values.get("SMTP_URL") else "outbox")
+    if sms not in ("twilio", "outbox") or (sms == "twilio" and not twilio_ready):
+        raise ConfigError(
+            f"CRM_SMS_BACKEND={sms} : valeurs possibles twilio (avec TWILIO_ACCOUNT_SID, "
+            "TWILIO_AUTH_TOKEN et TWILIO_SENDER) ou outbox."
+        )
+    if email not in ("smtp", "outbox") or (email == "smtp" and not values.get("SMTP_URL")):
+        raise ConfigError(
+            f"CRM_EMAIL_BACKEND={email} : valeurs possibles smtp (avec SMTP_URL) ou outbox."
+        )
+    if sms == "twilio":
+        from crm.messaging.senders import parse_sender
+
+        try:
+            parse_sender(values["TWILIO_SENDER"])
+        except ValueError as exc:
+            raise ConfigError(f"TWILIO_SENDER : {exc}") from exc
+    values["SMS_BACKEND"], values["EMAIL_BACKEND"] = sms, email
+    if env.get("CRM_SMS_VALIDITY_SECONDS"):
+        values["SMS_VALIDITY_SECONDS"] = int(env["CRM_SMS_VALIDITY_SECONDS"])
+        if not 1 <= values["SMS_VALIDITY_SECONDS"] <= 36_000:
+            raise ConfigError("CRM_SMS_VALIDITY_SECONDS doit être entre 1 et 36000 secondes.")
 
 
 def normalise_database_url(url: str) -> str:

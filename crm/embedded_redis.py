@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def socket_path(instance_dir: Path) -> Path:
@@ -83,5 +85,7 @@ def stop_embedded_redis(instance_dir: Path) -> None:
     sock = socket_path(Path(instance_dir))
     if _answers(sock):
         # Shutdown closes the connection: that error is the expected answer.
+        # No retries: the client would otherwise keep reconnecting to the stopped server.
+        client = redis.Redis(unix_socket_path=str(sock), retry=Retry(NoBackoff(), 0))
         with contextlib.suppress(redis.ConnectionError):
-            redis.Redis(unix_socket_path=str(sock)).shutdown(nosave=True)
+            client.shutdown(nosave=True)

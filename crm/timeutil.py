@@ -59,6 +59,11 @@ def format_local(value: datetime | None, with_day: bool = False) -> str:
     return f"{_DAYS[local.weekday()]} {text}" if with_day else text
 
 
+def format_local_time(value: datetime | None) -> str:
+    local = to_local(value)
+    return f"{local:%H:%M}" if local else ""
+
+
 class UTCDateTime(sa.types.TypeDecorator):
     """Stores aware datetimes as UTC; refuses naive ones; always returns aware UTC."""
 

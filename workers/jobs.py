@@ -21,3 +21,12 @@ def dispatch_due() -> dict[str, int | str]:
 
     with worker_app().app_context():
         return dispatcher.run()
+
+
+def run_import(import_id: int) -> dict[str, int | str] | None:
+    """A CSV import too large for the request; resumes where a crashed run stopped."""
+    from crm.services import imports
+
+    with worker_app().app_context():
+        batch = imports.run(import_id)
+        return None if batch is None else batch.progress()

@@ -1,16 +1,27 @@
-"""The outbox backend: a message is 'sent' by storing it, to be read in the app."""
+"""The outbox backend: a message is 'sent' by storing it, to be read in the app (development).
+
+It answers like Twilio for a number that is not in E.164 format, so that development shows
+the same failure as production would.
+"""
 
 from __future__ import annotations
 
-from crm.extensions import db
-from crm.models import Message
-from crm.timeutil import utcnow
+import re
+
+from crm.messaging.delivery import Accepted
+from crm.messaging.errors import error_for_code
+
+NAME = "outbox"
+DEFAULT_SENDER = "OpenLab"  # an alphanumeric sender, as for automated SMS in France
+
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
-def deliver(message: Message) -> Message:
-    message.backend = "outbox"
-    message.status = "sent"
-    message.sent_at = utcnow()
-    db.session.add(message)
-    db.session.commit()
-    return message
+def send_sms(to: str) -> Accepted:
+    if not _E164.fullmatch(to or ""):
+        raise error_for_code(21211)
+    return Accepted()
+
+
+def send_email() -> Accepted:
+    return Accepted()

@@ -1,13 +1,127 @@
-"""Send one SMS (the outbox for now: the Twilio/SMTP backends come with the follow-up engine)."""
+"""Send one SMS, whatever the backend: Twilio in production, the outbox in development.
+
+The backend is `SMS_BACKEND` ("twilio" when the three TWILIO_* settings are set, else
+"outbox"). Two ways to send:
+
+- `send_sms(...)`: create the Message row and deliver it at once.
+- `prepare_sms(...)` then `deliver_sms(message)`: the caller creates the row in its own
+  transaction (e.g. together with its follow-up row), commits, and delivers it later.
+
+Delivery commits the session, marks the row `sending` before the provider call, and never
+hands a row that is not `pending` to the provider (AlreadySentError). Failures are stored on
+the row and raised as classified `SendError`s; nothing is retried or deduplicated here.
+"""
 
 from __future__ import annotations
 
-from crm.messaging import outbox
+from flask import current_app
+
+from crm.config import ConfigError
+from crm.extensions import db
+from crm.messaging import outbox, twilio_backend
+from crm.messaging.delivery import claim, record_failure, record_success
+from crm.messaging.encoding import sms_info
+from crm.messaging.errors import SendError
+from crm.messaging.senders import Sender, parse_sender
 from crm.models import Message
 
+SMS_BACKENDS = (outbox.NAME, twilio_backend.NAME)
+MAX_VALIDITY_SECONDS = 36_000  # Twilio's limit for validity_period
 
-def send_sms(to_e164: str, body: str, prospect_id: int | None = None) -> Message:
+
+def sms_backend_name() -> str:
+    name = current_app.config.get("SMS_BACKEND") or outbox.NAME
+    if name not in SMS_BACKENDS:
+        raise ConfigError(f"SMS_BACKEND inconnu : « {name} » (attendu : twilio ou outbox).")
+    return name
+
+
+def current_sender() -> Sender:
+    """The configured sender; the outbox without TWILIO_SENDER uses an alphanumeric name."""
+    value = current_app.config.get("TWILIO_SENDER")
+    if not value and sms_backend_name() == outbox.NAME:
+        return Sender(outbox.DEFAULT_SENDER, "alphanumeric")
+    try:
+        return parse_sender(value or "")
+    except ValueError as exc:
+        raise ConfigError(f"TWILIO_SENDER : {exc}") from exc
+
+
+def sender_is_two_way() -> bool:
+    """Can people answer our SMS? False with an alphanumeric sender: they need the signed link."""
+    return current_sender().two_way
+
+
+def prepare_sms(to_e164: str, body: str, *, prospect_id: int | None = None) -> Message:
+    """A pending Message row, added and flushed (it has an id) but not committed."""
+    info = sms_info(body)
     message = Message(
-        channel="sms", backend="", to_address=to_e164, body=body, prospect_id=prospect_id
+        channel="sms",
+        backend=sms_backend_name(),
+        sender=current_sender().value,
+        to_address=to_e164,
+        body=body,
+        encoding=info.encoding,
+        segments=info.segments,
+        status="pending",
+        prospect_id=prospect_id,
     )
-    return outbox.deliver(message)
+    db.session.add(message)
+    db.session.flush()
+    return message
+
+
+def _validity(validity_seconds: int | None) -> int:
+    value = validity_seconds or int(current_app.config.get("SMS_VALIDITY_SECONDS") or 0)
+    if not 0 < value <= MAX_VALIDITY_SECONDS:
+        raise ValueError(f"validity_seconds must be within 1..{MAX_VALIDITY_SECONDS}: {value}")
+    return value
+
+
+def deliver_sms(
+    message: Message,
+    *,
+    status_callback: str | None = None,
+    validity_seconds: int | None = None,
+) -> Message:
+    """Hand a pending SMS row to the provider; return it `sent` or raise a SendError."""
+    if message.channel != "sms":
+        raise ValueError(f"message {message.id} is not an SMS")
+    backend = sms_backend_name()
+    validity = _validity(validity_seconds)
+    settings = None
+    if backend == twilio_backend.NAME:
+        settings = twilio_backend.TwilioSettings.from_config(current_app.config)
+        if not (settings.account_sid and settings.auth_token):
+            raise ConfigError("SMS_BACKEND=twilio demande TWILIO_ACCOUNT_SID et TWILIO_AUTH_TOKEN.")
+    sender = parse_sender(message.sender) if settings else None
+    claim(message, backend)
+    try:
+        if settings and sender:
+            accepted = twilio_backend.send(
+                settings,
+                sender,
+                message.to_address,
+                message.body,
+                status_callback=status_callback,
+                validity_seconds=validity,
+            )
+        else:
+            accepted = outbox.send_sms(message.to_address)
+    except SendError as error:
+        record_failure(message, error)
+        raise
+    return record_success(message, accepted)
+
+
+def send_sms(
+    to_e164: str,
+    body: str,
+    *,
+    prospect_id: int | None = None,
+    status_callback: str | None = None,
+    validity_seconds: int | None = None,
+) -> Message:
+    """Store and send one SMS now. Two identical calls send two SMS: deduplicate upstream."""
+    message = prepare_sms(to_e164, body, prospect_id=prospect_id)
+    return deliver_sms(message, status_callback=status_callback, validity_seconds=validity_seconds)

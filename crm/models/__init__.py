@@ -1,6 +1,8 @@
 """Every model, imported here so that Alembic and the app see the whole schema."""
 
+from crm.models.call import Call, CallTask
 from crm.models.event import AppendOnlyError, Event
+from crm.models.imports import ImportBatch, ImportRejection
 from crm.models.lab import Lab, Source
 from crm.models.message import Message
 from crm.models.prospect import Consent, Prospect
@@ -9,8 +11,12 @@ from crm.models.user import User
 
 __all__ = [
     "AppendOnlyError",
+    "Call",
+    "CallTask",
     "Consent",
     "Event",
+    "ImportBatch",
+    "ImportRejection",
     "Lab",
     "Message",
     "Prospect",

@@ -1,4 +1,11 @@
-"""Every outgoing SMS and e-mail; with the outbox backends this is all that happens to them."""
+"""Every outgoing SMS and e-mail, whatever the backend (outbox, Twilio, SMTP).
+
+Life of a row: `pending` (created, not handed to the provider yet) → `sending` (committed just
+before the provider is called) → `sent` (the provider accepted it; `provider_id` is its id) →
+`delivered` / `failed` (delivery receipts). A failure at send time leaves `failed`, or
+`unknown` when the provider may have accepted it anyway (a timeout): such a row is never sent
+again automatically. A row found in `sending` later means a worker died during the call.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,15 @@ from crm.models.base import enum_check
 from crm.timeutil import UTCDateTime, utcnow
 
 MESSAGE_CHANNELS = ("sms", "email")
-MESSAGE_STATUSES = ("sending", "sent", "delivered", "failed", "unknown")
+MESSAGE_STATUSES = ("pending", "sending", "sent", "delivered", "failed", "unknown")
+MESSAGE_STATUS_LABELS = {
+    "pending": "En attente",
+    "sending": "En cours d'envoi",
+    "sent": "Envoyé",
+    "delivered": "Reçu",
+    "failed": "Échec",
+    "unknown": "Incertain",
+}
 
 
 class Message(db.Model):
@@ -26,14 +41,27 @@ class Message(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(sa.String(8))
     backend: Mapped[str] = mapped_column(sa.String(16))
+    # SMS: the TWILIO_SENDER used (number, short code, name or MG…); e-mail: MAIL_FROM.
+    sender: Mapped[str] = mapped_column(sa.String(255), default="")
     to_address: Mapped[str] = mapped_column(sa.String(254))
     subject: Mapped[str] = mapped_column(sa.String(255), default="")
-    body: Mapped[str] = mapped_column(sa.Text)
+    body: Mapped[str] = mapped_column(sa.Text)  # the SMS text, or the e-mail's text part
+    html: Mapped[str | None] = mapped_column(sa.Text)  # the e-mail's HTML part, if any
+    list_unsubscribe: Mapped[str | None] = mapped_column(sa.String(1000))  # e-mail only
+    encoding: Mapped[str | None] = mapped_column(sa.String(8))  # SMS: GSM-7 or UCS-2
+    segments: Mapped[int | None] = mapped_column(sa.Integer)  # SMS: billed segments
     status: Mapped[str] = mapped_column(sa.String(16), default="sending")
-    provider_id: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
-    error: Mapped[str] = mapped_column(sa.Text, default="")
+    provider_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    provider_status: Mapped[str | None] = mapped_column(sa.String(32))  # Twilio's own status
+    error: Mapped[str] = mapped_column(sa.Text, default="")  # French, shown to users
+    error_code: Mapped[int | None] = mapped_column(sa.Integer)  # Twilio code / SMTP reply
+    error_kind: Mapped[str | None] = mapped_column(sa.String(16))  # crm.messaging.errors kinds
     prospect_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("prospects.id", ondelete="SET NULL"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def status_label(self) -> str:
+        return MESSAGE_STATUS_LABELS.get(self.status, self.status)

@@ -36,6 +36,14 @@ class Prospect(TimestampMixin, db.Model):
     __table_args__ = (
         enum_check("qualification", QUALIFICATIONS, "qualification"),
         sa.Index("ix_prospects_source_created", "source_id", "created_at"),
+        # PostgreSQL only: a trigram index serves search_text LIKE '%...%' (3 characters or
+        # more) without reading every row (bench/search_bench.py).
+        sa.Index(
+            "ix_prospects_search_text_trgm",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -55,8 +63,15 @@ class Prospect(TimestampMixin, db.Model):
     allow_phone: Mapped[bool] = mapped_column(default=False)
     # Lower-case, accent-free "first last organisation email": one LIKE finds any of them.
     search_text: Mapped[str] = mapped_column(sa.Text, default="")
+    # The caller lease: who is calling this person, until when (see crm.services.call_queue).
+    leased_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped on every change, so that a form opened earlier never overwrites silently.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     source: Mapped[Source] = relationship()
+
+    __mapper_args__ = {"version_id_col": version}
 
     @property
     def full_name(self) -> str:
@@ -72,6 +87,15 @@ class Prospect(TimestampMixin, db.Model):
 
     def allows(self, channel: str) -> bool:
         return bool(getattr(self, f"allow_{channel}"))
+
+
+# The trigram operators come from the pg_trgm extension (trusted: the database owner may create
+# it). The migration adding the index creates it first; this covers create_all (tests, bench).
+sa.event.listen(
+    Prospect.__table__,
+    "before_create",
+    sa.DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
+)
 
 
 class Consent(db.Model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -9,6 +11,7 @@ from crm.extensions import db
 from crm.models.base import TimestampMixin, enum_check
 from crm.models.lab import Lab
 from crm.models.prospect import Prospect
+from crm.timeutil import UTCDateTime, utcnow
 
 REGISTRATION_STATUSES = (
     "to_contact",
@@ -41,6 +44,14 @@ class Registration(TimestampMixin, db.Model):
     __table_args__ = (
         sa.UniqueConstraint("prospect_id", "lab_id", name="uq_registrations_prospect_lab"),
         sa.Index("ix_registrations_lab_status", "lab_id", "status"),
+        sa.Index(
+            "ix_registrations_call_queue",
+            "lab_id",
+            "call_bucket",
+            "call_rank",
+            "next_call_at",
+            "id",
+        ),
         enum_check("status", REGISTRATION_STATUSES, "status"),
     )
 
@@ -50,6 +61,17 @@ class Registration(TimestampMixin, db.Model):
     )
     lab_id: Mapped[int] = mapped_column(sa.ForeignKey("labs.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(sa.String(16), default="to_contact")
+    # The callers' queue reads these columns through one index (crm.services.call_queue):
+    # call_bucket is 2 for "interested", 3 for "not reached yet", None when not to be called;
+    # next_call_at is when the person may be served (created, or after a retry delay).
+    call_bucket: Mapped[int | None] = mapped_column(default=3)
+    call_rank: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_call_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+    last_call_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
     prospect: Mapped[Prospect] = relationship()
     lab: Mapped[Lab] = relationship()

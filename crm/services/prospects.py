@@ -175,6 +175,13 @@ def set_permission(
     if prospect.allows(channel) == granted:
         return None
     setattr(prospect, f"allow_{channel}", granted)
+    _event(
+        "consent.changed",
+        prospect,
+        actor,
+        basis,
+        {"channel": channel, "granted": granted, "method": method, "from_person": from_person},
+    )
     consent = Consent(
         prospect_id=prospect.id,
         channel=channel,
@@ -212,10 +219,13 @@ def search_query(
     text = text.strip()
     if text:
         phone = normalise_phone(text)
+        email = normalise_email(text) if "@" in text else None
         if phone:
             query = query.where(Prospect.phone == phone)
+        elif email:
+            query = query.where(Prospect.email == email)  # the unique index, not a scan
         else:
-            digits = re.sub(r"[\s.\-()]", "", text)
+            digits = _national_digits(text)
             needle = digits if digits.isdigit() else fold(text)
             query = query.where(Prospect.search_text.contains(needle, autoescape=True))
     if source_id:
@@ -230,6 +240,15 @@ def search_query(
             registrations = registrations.where(Registration.status == registration_status)
         query = query.where(Prospect.id.in_(registrations))
     return query.order_by(Prospect.id.desc())
+
+
+def _national_digits(text: str) -> str:
+    """'+33 6 12' or '0033 6 12' typed in part: the national digits '0612' of search_text."""
+    digits = re.sub(r"[\s.\-()]", "", text)
+    for prefix in ("+33", "0033"):
+        if digits.startswith(prefix) and digits[len(prefix) :].isdigit():
+            return "0" + digits[len(prefix) :].removeprefix("0")
+    return digits
 
 
 def _event(

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from crm.extensions import db
 from crm.models import Event, Lab, Prospect, Registration, User
 from crm.models.registration import REGISTRATION_STATUS_LABELS
+from crm.timeutil import utcnow
 
 # Legal moves. Exits (declined, disqualified, cancelled) can be reopened by a new contact,
 # since people change their minds; attended and no_show are final for a lab.
@@ -40,6 +41,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "no_show": frozenset(),
 }
 PENDING = frozenset({"to_contact", "contacted", "interested", "waitlisted"})
+# Which part of the callers' queue a status belongs to (see crm.services.call_queue).
+CALL_BUCKETS = {"interested": 2, "to_contact": 3, "contacted": 3}
 
 
 class TransitionError(ValueError):
@@ -81,6 +84,9 @@ def transition(
     check_transition(registration.status, target)
     previous = registration.status
     registration.status = target
+    registration.call_bucket = CALL_BUCKETS.get(target)
+    if registration.call_bucket is not None and registration.next_call_at is None:
+        registration.next_call_at = utcnow()
     _record(registration, actor, "registration.status", previous, target, reason)
     return registration
 

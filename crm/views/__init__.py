@@ -6,13 +6,13 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, abort, request
+from flask import Flask, abort, g, request
 from flask_login import current_user
 
 from crm.extensions import db, login_manager
 from crm.models import User
 from crm.services.normalise import format_phone
-from crm.timeutil import format_local
+from crm.timeutil import format_local, format_local_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,30 +46,56 @@ def _require_login(app: Flask) -> Any:
     if request.endpoint is None:  # unknown URL: the 404 page says so
         return None
     view = app.view_functions.get(request.endpoint)
-    if getattr(view, "is_public", False) or current_user.is_authenticated:
+    if request.endpoint == "static" or getattr(view, "is_public", False):
+        return None
+    if current_user.is_authenticated:
         return None
     return login_manager.unauthorized()
 
 
 def nav_items(user: User) -> list[tuple[str, str]]:
     """The main navigation for this user's role."""
-    items = [("main.home", "Accueil")]
+    items = [("main.home", "Accueil"), ("calls.workspace", "Appels")]
+    items += [("labs.index", "Open labs"), ("prospects.index", "Prospects")]
     if user.is_manager:
+        items.append(("sources.index", "Sources"))
+        items.append(("imports.new", "Importer"))
         items.append(("outbox.index", "Messages envoyés"))
     return items
 
 
 def register_views(app: Flask) -> None:
-    from crm.views import assets, auth, errors, health, main, outbox
+    from crm.views import (
+        assets,
+        auth,
+        calls,
+        errors,
+        health,
+        imports,
+        labs,
+        main,
+        outbox,
+        prospects,
+        sources,
+    )
 
-    for module in (assets, auth, health, main, outbox):
+    for module in (assets, auth, calls, health, main, outbox, labs, prospects, sources, imports):
         app.register_blueprint(module.bp)
     errors.register(app)
     app.before_request(lambda: _require_login(app))
     app.jinja_env.filters["local_dt"] = format_local
+    app.jinja_env.filters["local_dt_time"] = format_local_time
     app.jinja_env.filters["phone"] = format_phone
     app.jinja_env.globals["service_name"] = "Open Lab CRM"
     app.jinja_env.globals["nav_items"] = nav_items
+
+    @app.teardown_request
+    def forget_request_caches(exc: BaseException | None) -> None:
+        # Flask-Login and Flask-WTF cache the user and the CSRF token on `g`, which lives as
+        # long as the app context; when one outlives a request (tests, scripts), the next
+        # request must not inherit this one's user or token.
+        g.pop("_login_user", None)
+        g.pop(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
 
     @app.after_request
     def security_headers(response):  # type: ignore[no-untyped-def]

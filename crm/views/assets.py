@@ -16,3 +16,9 @@ bp = Blueprint("assets", __name__)
 @public
 def dsfr(filename: str) -> Response:
     return send_from_directory(DSFR_DIST, filename, max_age=7 * 24 * 3600)
+
+
+@bp.get("/favicon.ico")
+@public
+def favicon() -> Response:
+    return send_from_directory(DSFR_DIST / "favicon", "favicon.ico", max_age=7 * 24 * 3600)

@@ -6,6 +6,7 @@ from flask_login import current_user
 
 from crm.extensions import db
 from crm.models import Lab
+from crm.services import caller_stats
 
 bp = Blueprint("main", __name__)
 
@@ -15,5 +16,8 @@ def home() -> str:
     labs = db.session.scalars(
         sa.select(Lab).where(Lab.status.in_(("recruiting", "closed"))).order_by(Lab.starts_at)
     ).all()
-    template = "main/home_manager.html" if current_user.is_manager else "main/home_caller.html"
-    return render_template(template, labs=labs)
+    if current_user.is_manager:
+        return render_template("main/home_manager.html", labs=labs)
+    return render_template(
+        "main/home_caller.html", labs=labs, day=caller_stats.caller_day(current_user)
+    )

@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import PASSWORD, csrf_token, login
 
 # Endpoints reachable without logging in. Anything else must send an anonymous visitor to login.
-PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "assets.dsfr", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "assets.dsfr", "assets.favicon", "static"}
 
 
 def test_every_page_requires_login_except_the_public_ones(app, client):

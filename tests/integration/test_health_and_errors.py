@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from crm import create_app
-from crm.config import testing_config
+from crm.config import testing_config as make_config
 
 
 def test_healthz_reports_database_redis_workers_and_queues(client):
@@ -14,7 +14,7 @@ def test_healthz_reports_database_redis_workers_and_queues(client):
 
 
 def test_healthz_is_503_when_redis_is_down(tmp_path, database_url, app):
-    broken = create_app(testing_config(database_url, "redis://127.0.0.1:1/0", tmp_path))
+    broken = create_app(make_config(database_url, "redis://127.0.0.1:1/0", tmp_path))
     response = broken.test_client().get("/healthz")
     assert response.status_code == 503
     assert response.get_json()["redis"].startswith("error")
@@ -23,7 +23,7 @@ def test_healthz_is_503_when_redis_is_down(tmp_path, database_url, app):
 
 def test_database_down_gives_503_health_and_a_clear_page(tmp_path, redis_url):
     broken = create_app(
-        testing_config("postgresql+psycopg://nobody@127.0.0.1:1/none", redis_url, tmp_path)
+        make_config("postgresql+psycopg://nobody@127.0.0.1:1/none", redis_url, tmp_path)
     )
     client = broken.test_client()
     health = client.get("/healthz")

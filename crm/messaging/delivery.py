@@ -1,0 +1,68 @@
+"""The life of a Message row around a provider call, shared by every backend.
+
+`claim` moves the row from `pending` to `sending` with a conditional UPDATE and commits before
+the provider is called: two workers delivering the same row cannot both get past it, and a row
+that is already `sending`, `sent`, `failed`... is never handed to a provider again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from crm.extensions import db
+from crm.messaging.errors import AlreadySentError, SendError
+from crm.models import Message
+from crm.timeutil import utcnow
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What the provider answered when it took the message."""
+
+    provider_id: str | None = None
+    provider_status: str | None = None
+    segments: int | None = None
+
+
+def claim(message: Message, backend: str) -> None:
+    """Mark the row `sending` (committing the session) or raise AlreadySentError."""
+    if message.status != "pending":
+        raise AlreadySentError(message.id, message.status)
+    if message.id is None:
+        db.session.add(message)
+        db.session.flush()
+    result = db.session.execute(
+        sa.update(Message)
+        .where(Message.id == message.id, Message.status == "pending")
+        .values(status="sending", backend=backend)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        current = db.session.get(Message, message.id)
+        raise AlreadySentError(message.id, current.status if current else "supprimé")
+    db.session.commit()
+
+
+def record_success(message: Message, accepted: Accepted) -> Message:
+    message.status = "sent"
+    message.sent_at = utcnow()
+    message.provider_id = accepted.provider_id
+    message.provider_status = accepted.provider_status
+    if accepted.segments:
+        message.segments = accepted.segments
+    db.session.commit()
+    return message
+
+
+def record_failure(message: Message, error: SendError) -> SendError:
+    """Store the failure on the row and return the error, now carrying the row's id."""
+    message.status = "unknown" if error.maybe_sent else "failed"
+    message.error = str(error)
+    message.error_code = error.code
+    message.error_kind = error.kind
+    db.session.commit()
+    error.message_id = message.id
+    return error
