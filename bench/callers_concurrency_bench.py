@@ -37,9 +37,18 @@ from crm.services import call_queue, calls  # noqa: E402
 from crm.services.accounts import create_user  # noqa: E402
 
 OUTCOMES = ["no_answer", "voicemail", "interested", "confirmed", "declined"]
+FAILURES: list[str] = []
 
 
 def caller_loop(app, lab_id: int, caller_id: int, stop_at: float, log: list, lock) -> None:  # type: ignore[no-untyped-def]
+    try:
+        _caller_loop(app, lab_id, caller_id, stop_at, log, lock)
+    except Exception as exc:
+        with lock:
+            FAILURES.append(f"caller {caller_id}: {type(exc).__name__}: {exc}")
+
+
+def _caller_loop(app, lab_id: int, caller_id: int, stop_at: float, log: list, lock) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(caller_id)
     with app.app_context():
         caller = db.session.get(User, caller_id)
@@ -72,8 +81,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
     with database(args.database_url) as url:
-        app = create_app(testing_config(url, "redis://127.0.0.1:1/0", Path(tempfile.mkdtemp())))
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_size": args.callers + 2}
+        config = testing_config(url, "redis://127.0.0.1:1/0", Path(tempfile.mkdtemp()))
+        # One connection per caller thread, as each gunicorn thread would have.
+        config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_size": args.callers + 2, "max_overflow": 5}
+        app = create_app(config)
         with app.app_context():
             db.create_all()
             lab_id, _ = populate(20_000, 2)
@@ -125,7 +136,10 @@ def main() -> None:
         f"p95 {serve_ms[int(len(serve_ms) * 0.95)]:.1f} ms"
     )
     print(f"  people held by two callers at once: {overlaps}; lost outcomes: {logged - stored}")
-    if overlaps or logged != stored:
+    print(f"  caller threads that failed: {len(FAILURES)}")
+    for failure in FAILURES:
+        print(f"    {failure}")
+    if overlaps or logged != stored or FAILURES:
         raise SystemExit(1)
 
 

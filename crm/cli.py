@@ -67,7 +67,7 @@ def import_prospects_command(
     file: Path, source_name: str, lab_id: int | None, mapping_json: str | None
 ) -> None:
     """Importer des prospects depuis un fichier CSV (UTF-8 ou Windows-1252, « ; » ou « , »)."""
-    from crm.services import import_results, imports
+    from crm.services import import_results, import_upload, imports
 
     names = None
     if mapping_json is not None:
@@ -79,7 +79,7 @@ def import_prospects_command(
             raise click.ClickException('--mapping doit être un objet JSON {"colonne": "champ"}.')
     try:
         batch = imports.import_file(file, source_name, lab_id, names)
-    except (imports.ImportFileError, imports.ImportSetupError) as exc:
+    except (import_upload.ImportFileError, imports.ImportSetupError) as exc:
         raise click.ClickException(str(exc)) from exc
     if batch.status != "done":
         raise click.ClickException(batch.error or "L'import s'est interrompu.")

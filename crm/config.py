@@ -56,12 +56,17 @@ class Config:
     PROSPECTS_PER_PAGE = 50
     IMPORT_MAX_BYTES = 20 * 1024 * 1024
     IMPORT_INLINE_MAX_ROWS = 2000
+    # No request body may exceed the import limit (plus room for the form's other fields).
+    MAX_CONTENT_LENGTH = IMPORT_MAX_BYTES + 1024 * 1024
     CALL_DAYS = "1-5"  # 1 = Monday
     CALL_HOURS = "09:00-19:00"
     SEND_DAYS = "1-5"
     SEND_HOURS = "10:00-20:00"
     CALL_LEASE_MINUTES = 15
     CALL_RETRY_HOURS = 4  # after no answer, wait before serving the same person again
+    PRESSURE_CAP_MESSAGES = 4  # automated messages per person, all labs together...
+    PRESSURE_CAP_DAYS = 30  # ...within this many days
+    REFUSAL_QUIET_DAYS = 60  # nothing automated after a person declined
 
     @classmethod
     def from_env(cls) -> dict:
@@ -96,6 +101,7 @@ class Config:
                 values[key] = int(env[f"CRM_{key}"])
         if env.get("IMPORT_MAX_MB"):
             values["IMPORT_MAX_BYTES"] = int(float(env["IMPORT_MAX_MB"]) * 1024 * 1024)
+            values["MAX_CONTENT_LENGTH"] = values["IMPORT_MAX_BYTES"] + 1024 * 1024
         _choose_messaging_backends(env, values)
         if not values["SECRET_KEY"]:
             if values["CRM_ENV"] == "production":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from flask import Flask
 
@@ -23,7 +24,15 @@ def dispatch_due() -> dict[str, int | str]:
         return dispatcher.run()
 
 
-def run_import(import_id: int) -> dict[str, int | str] | None:
+def send_followup(followup_id: int) -> str:
+    """Send one claimed follow-up (enqueued by the dispatcher as job "followup-<id>")."""
+    from crm.services import sending
+
+    with worker_app().app_context():
+        return sending.send(followup_id)
+
+
+def run_import(import_id: int) -> dict[str, Any] | None:
     """A CSV import too large for the request; resumes where a crashed run stopped."""
     from crm.services import imports
 

@@ -2,6 +2,7 @@
 
 from crm.models.call import Call, CallTask
 from crm.models.event import AppendOnlyError, Event
+from crm.models.followup import FollowUp, Sequence, SequenceStep
 from crm.models.imports import ImportBatch, ImportRejection
 from crm.models.lab import Lab, Source
 from crm.models.message import Message
@@ -15,12 +16,15 @@ __all__ = [
     "CallTask",
     "Consent",
     "Event",
+    "FollowUp",
     "ImportBatch",
     "ImportRejection",
     "Lab",
     "Message",
     "Prospect",
     "Registration",
+    "Sequence",
+    "SequenceStep",
     "Source",
     "User",
 ]

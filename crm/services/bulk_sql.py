@@ -18,8 +18,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from crm.extensions import db
 
-_NO_DEFAULT = object()
-
 
 def bulk_insert(table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert the rows in the session's transaction (no ids are returned)."""
@@ -32,8 +30,12 @@ def bulk_insert(table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
         return
     names = set().union(*(row.keys() for row in rows))
     columns = [c for c in table.columns if c.name in names or _has_python_default(c)]
-    defaults = [_default_maker(c) for c in columns]
     processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    # Defaults are computed once per call: one created_at for the whole batch.
+    defaults = [
+        _process(process, _default_value(c)) for c, process in zip(columns, processors, strict=True)
+    ]
+    plan = list(zip([c.name for c in columns], defaults, processors, strict=True))
     quote = dialect.identifier_preparer.quote
     statement = (
         f"COPY {dialect.identifier_preparer.format_table(table)} "
@@ -42,15 +44,16 @@ def bulk_insert(table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     driver_connection: Any = connection.connection.driver_connection
     with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
-            values = []
-            for column, make_default, process in zip(columns, defaults, processors, strict=True):
-                value = row.get(column.name, _NO_DEFAULT)
-                if value is _NO_DEFAULT:
-                    value = make_default()
-                values.append(
-                    process(value) if process is not None and value is not None else value
-                )
-            copy.write_row(values)
+            copy.write_row(
+                [
+                    _process(process, row[name]) if name in row else default
+                    for name, default, process in plan
+                ]
+            )
+
+
+def _process(process: Callable[[Any], Any] | None, value: Any) -> Any:
+    return value if process is None or value is None else process(value)
 
 
 def one_of(column: Any, values: Sequence[Any]) -> sa.ColumnElement[bool]:
@@ -73,10 +76,10 @@ def _sql_defaults(table: sa.Table) -> bool:
     )
 
 
-def _default_maker(column: sa.Column[Any]) -> Callable[[], Any]:
+def _default_value(column: sa.Column[Any]) -> Any:
     default = column.default
     if default is None:
-        return lambda: None
+        return None
     if default.is_callable:
-        return lambda: default.arg(None)  # type: ignore[union-attr, operator]
-    return lambda: default.arg  # type: ignore[union-attr]
+        return default.arg(None)  # type: ignore[union-attr, operator]
+    return default.arg  # type: ignore[union-attr]

@@ -1,22 +1,141 @@
-"""The periodic dispatcher: each run leaves a heartbeat that /healthz reports.
+"""The periodic dispatcher (every 30 s under `rq cron`): each run leaves a heartbeat that
+/healthz reports, claims the due follow-up rows and enqueues one send job per row.
 
-The follow-up engine adds its work here: claim due follow-up rows, enqueue one send job each.
+Claiming is a conditional UPDATE `scheduled` → `queued` (on PostgreSQL the candidate rows
+are selected FOR UPDATE SKIP LOCKED), so two dispatchers at once never claim the same row.
+Jobs have the deterministic id `followup-<id>` and are enqueued with `unique=True`. The
+database is the record: a row left in `queued` for STUCK_AFTER (Redis lost its job) is
+enqueued again by a later pass; the send job only acts on a `queued` row, so a job run twice
+sends once. A row left in `sending` for STUCK_AFTER goes to review (`unknown`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+import sqlalchemy as sa
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job
+
+from crm.extensions import db
+from crm.models import FollowUp
 from crm.redis_conn import get_redis
 from crm.timeutil import utcnow
 
 HEARTBEAT_KEY = "crm:dispatcher:last_run"
+BATCH_SIZE = 500
+MAX_BATCHES = 20  # at most 10,000 rows a pass; the next pass takes the rest
+STUCK_AFTER = timedelta(minutes=10)
+LIVE_JOB_STATUSES = ("queued", "started", "scheduled", "deferred")
+SEND_JOB = "workers.jobs.send_followup"
+
+
+def job_id(followup_id: int) -> str:
+    return f"followup-{followup_id}"
 
 
 def run() -> dict[str, int | str]:
     now = utcnow()
     get_redis().set(HEARTBEAT_KEY, now.isoformat())
-    return {"ran_at": now.isoformat(), "enqueued": 0}
+    enqueued = 0
+    for _ in range(MAX_BATCHES):
+        ids = claim_due(now, BATCH_SIZE)
+        enqueued += sum(enqueue(i) for i in ids)
+        if len(ids) < BATCH_SIZE:
+            break
+    requeued = requeue_stuck(now)
+    review = abandon_sending(now)
+    return {
+        "ran_at": now.isoformat(),
+        "enqueued": enqueued,
+        "requeued": requeued,
+        "to_review": review,
+    }
+
+
+def claim_due(now: datetime, limit: int) -> list[int]:
+    """Move up to `limit` due rows from scheduled to queued; returns the claimed ids."""
+    candidates = (
+        sa.select(FollowUp.id)
+        .where(FollowUp.status == "scheduled", FollowUp.due_at <= now)
+        .order_by(FollowUp.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        sa.update(FollowUp)
+        .where(FollowUp.id.in_(candidates.scalar_subquery()), FollowUp.status == "scheduled")
+        .values(status="queued", queued_at=now, updated_at=now)
+        .returning(FollowUp.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = list(db.session.scalars(statement))
+    db.session.commit()
+    return ids
+
+
+def enqueue(followup_id: int) -> bool:
+    """One send job for the row; False when a job with its id already exists."""
+    from workers.queues import MESSAGES, get_queue
+
+    try:
+        get_queue(MESSAGES).enqueue(
+            SEND_JOB, followup_id, job_id=job_id(followup_id), unique=True, result_ttl=600
+        )
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def requeue_stuck(now: datetime) -> int:
+    """Enqueue again the rows queued long ago whose job is no longer alive in Redis."""
+    cutoff = now - STUCK_AFTER
+    ids = list(
+        db.session.scalars(
+            sa.select(FollowUp.id)
+            .where(FollowUp.status == "queued", FollowUp.queued_at < cutoff)
+            .limit(BATCH_SIZE)
+        )
+    )
+    requeued = 0
+    for followup_id in ids:
+        if _job_alive(followup_id):
+            continue
+        db.session.execute(
+            sa.update(FollowUp)
+            .where(FollowUp.id == followup_id, FollowUp.status == "queued")
+            .values(queued_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        requeued += enqueue(followup_id)
+    return requeued
+
+
+def abandon_sending(now: datetime) -> int:
+    """Rows left in `sending` (a worker died, or failed before recording the answer) go to
+    review as `unknown`: they may have been sent, so they are never sent again."""
+    result = db.session.execute(
+        sa.update(FollowUp)
+        .where(FollowUp.status == "sending", FollowUp.updated_at < now - STUCK_AFTER)
+        .values(status="unknown", reason="Envoi interrompu : à vérifier.", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _job_alive(followup_id: int) -> bool:
+    """True when the job is waiting or running; a dead job's key is deleted so it can return."""
+    redis = get_redis()
+    try:
+        job = Job.fetch(job_id(followup_id), connection=redis)
+    except NoSuchJobError:
+        return False
+    if job.get_status(refresh=True) in LIVE_JOB_STATUSES:
+        return True
+    job.delete()
+    return False
 
 
 def last_run() -> datetime | None:

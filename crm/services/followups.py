@@ -1,13 +1,33 @@
-"""What the follow-up engine must do after something happened to a registration.
+"""What the follow-up engine does after something happened to a registration.
 
-The sequences themselves (SMS and e-mail relances, reminders) arrive with the follow-up
-engine; until then each intent is recorded as an event that the engine will act on.
+Each intent is recorded as a "followup.intent" event (the timeline shows it) and acted on:
+
+- start_invitation: one FollowUp row per step of the lab's invitation sequence (never twice:
+  unique on registration and step), due at registration time + offset.
+- stop_invitation: the invitation rows still scheduled or queued are cancelled with a reason.
+- start_reminders: one row per reminder step, relative to the lab start; a reminder whose
+  time is already past, or not before the lab start, is skipped with a reason.
+
+`start_thank_you` (no intent yet: the lab-day service calls it when someone attended) schedules
+the thank-you sequence after the lab end. A new registration starts its invitation
+(`on_registration_created`, called by crm.services.registrations.register).
+
+Every due time is moved to the next opening of the send window; the send job checks the
+window again at send time (crm.services.sending).
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
 from crm.extensions import db
-from crm.models import Event, Registration, User
+from crm.models import Event, FollowUp, Registration, SequenceStep, User
+from crm.models.followup import OPEN_STATUSES, Sequence
+from crm.services import sequences
+from crm.services.window import next_opening, send_window
+from crm.timeutil import local_zone, utcnow
 
 START_INVITATION = "start_invitation"
 STOP_INVITATION = "stop_invitation"
@@ -22,7 +42,7 @@ INTENT_LABELS = {
 def on_registration_change(
     registration: Registration, intents: list[str], actor: User | None, why: str
 ) -> None:
-    """Tell the follow-up engine what to do next for this registration."""
+    """Tell the follow-up engine what to do next for this registration; the caller commits."""
     if not intents:
         return
     unknown = set(intents) - set(INTENT_LABELS)
@@ -39,3 +59,114 @@ def on_registration_change(
             data={"intents": intents},
         )
     )
+    now = utcnow()
+    for intent in intents:
+        if intent == START_INVITATION:
+            start_invitation(registration, now)
+        elif intent == STOP_INVITATION:
+            cancel_open(registration, "invitation", f"Relances d'invitation arrêtées : {why}")
+        elif intent == START_REMINDERS:
+            start_reminders(registration, now)
+
+
+def on_registration_created(registration: Registration) -> None:
+    """A new registration starts its invitation sequence (its "registration.created" event
+    already tells the timeline; no separate intent event)."""
+    start_invitation(registration, utcnow())
+
+
+def step_due(step: SequenceStep, trigger: datetime) -> datetime:
+    """trigger + offset, or that day's local `day_time` when the step has one (aware UTC)."""
+    moment = trigger + timedelta(minutes=step.offset_minutes)
+    if step.day_time is None:
+        return moment
+    local = moment.astimezone(local_zone())
+    wall = datetime.combine(local.date(), step.day_time, tzinfo=local_zone())
+    return wall.astimezone(trigger.tzinfo)
+
+
+def _existing_step_ids(registration_id: int, sequence: Sequence) -> set[int]:
+    step_ids = [step.id for step in sequence.steps]
+    rows = db.session.scalars(
+        sa.select(FollowUp.step_id).where(
+            FollowUp.registration_id == registration_id, FollowUp.step_id.in_(step_ids)
+        )
+    )
+    return set(rows)
+
+
+def start_invitation(registration: Registration, now: datetime) -> list[FollowUp]:
+    sequence = sequences.sequence_for("invitation", registration.lab_id)
+    existing = _existing_step_ids(registration.id, sequence)
+    window = send_window()
+    created = []
+    for step in sequence.steps:
+        if step.id in existing:
+            continue
+        due = next_opening(step_due(step, now), window)
+        created.append(_add(registration, step, due))
+    return created
+
+
+def start_reminders(registration: Registration, now: datetime) -> list[FollowUp]:
+    sequence = sequences.sequence_for("reminders", registration.lab_id)
+    existing = _existing_step_ids(registration.id, sequence)
+    starts_at = registration.lab.starts_at
+    window = send_window()
+    created = []
+    for step in sequence.steps:
+        if step.id in existing:
+            continue
+        due = next_opening(step_due(step, starts_at), window)
+        row = _add(registration, step, due)
+        if due >= starts_at:
+            row.status, row.reason = "skipped", "Le rappel arriverait après le début du lab."
+        elif due < now:
+            row.status, row.reason = "skipped", "La date de ce rappel est déjà passée."
+        created.append(row)
+    return created
+
+
+def start_thank_you(registration: Registration, now: datetime | None = None) -> list[FollowUp]:
+    """The thank-you sequence after the lab end (for the lab-day service to call on
+    "attended"); steps already past are skipped."""
+    now = now or utcnow()
+    sequence = sequences.sequence_for("thank_you", registration.lab_id)
+    existing = _existing_step_ids(registration.id, sequence)
+    window, created = send_window(), []
+    for step in sequence.steps:
+        if step.id not in existing:
+            row = _add(
+                registration, step, next_opening(step_due(step, registration.lab.ends_at), window)
+            )
+            if row.due_at < now - timedelta(days=1):
+                row.status, row.reason = "skipped", "La date de ce message est déjà passée."
+            created.append(row)
+    return created
+
+
+def _add(registration: Registration, step: SequenceStep, due: datetime) -> FollowUp:
+    row = FollowUp(registration_id=registration.id, step_id=step.id, due_at=due)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def cancel_open(registration: Registration, kind: str, reason: str) -> int:
+    """Cancel this registration's still-open rows of one sequence kind; returns how many."""
+    step_ids = (
+        sa.select(SequenceStep.id)
+        .join(Sequence, Sequence.id == SequenceStep.sequence_id)
+        .where(Sequence.kind == kind)
+    )
+    result = db.session.execute(
+        sa.update(FollowUp)
+        .where(
+            FollowUp.registration_id == registration.id,
+            FollowUp.status.in_(OPEN_STATUSES),
+            FollowUp.step_id.in_(step_ids),
+        )
+        .values(status="cancelled", reason=reason, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from crm.extensions import db
 from crm.models import Event, Lab, Prospect, Registration, User
 from crm.models.registration import REGISTRATION_STATUS_LABELS
+from crm.services import followups
 from crm.timeutil import utcnow
 
 # Legal moves. Exits (declined, disqualified, cancelled) can be reopened by a new contact,
@@ -74,6 +75,7 @@ def register(
     db.session.add(registration)
     db.session.flush()
     _record(registration, actor, "registration.created", None, "to_contact", reason)
+    followups.on_registration_created(registration)
     return registration, True
 
 

@@ -1,0 +1,314 @@
+"""The send job's logic and the sending rules, checked at send time in one place.
+
+`send(followup_id)` runs in an RQ worker (workers.jobs.send_followup) and is safe to run
+twice: it acts only on a row in `queued`, moves it with conditional UPDATEs, and commits the
+row in `sending` (with its Message) before the provider is called. A row found in `sending`
+means a worker died during the provider call: it becomes `unknown` for a manager to review
+and is never sent again automatically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from crm.extensions import db
+from crm.messaging import errors
+from crm.messaging.email import deliver_email, prepare_email
+from crm.messaging.errors import SendError
+from crm.messaging.sms import deliver_sms, prepare_sms
+from crm.models import CallTask, Event, FollowUp, Message, Registration, SequenceStep
+from crm.services import prospects, sequences
+from crm.services.window import Window, is_open, next_opening, send_window
+from crm.timeutil import utcnow
+
+MAX_ATTEMPTS = 3
+BACKOFF_MINUTES = 5  # then 20, 80 (×4 each time)
+WAITING = {
+    "invitation": frozenset({"to_contact", "contacted", "interested"}),
+    "reminders": frozenset({"confirmed"}),
+    "thank_you": frozenset({"attended"}),
+}
+STATUS_REFUSALS = {
+    "declined": "La personne a décliné l'invitation.",
+    "cancelled": "L'inscription est annulée.",
+    "disqualified": "La personne est hors cible.",
+    "confirmed": "La personne a déjà confirmé sa venue.",
+}
+CHANNEL_FIELDS = {"sms": ("allow_sms", "phone"), "email": ("allow_email", "email")}
+CHANNEL_TEXTS = {"sms": "les SMS", "email": "les e-mails", "call": "les appels"}
+
+
+# --- Pure rules (table-tested) --------------------------------------------------------------
+
+
+def relevance_refusal(kind: str, status: str, lab_started: bool, lab_full: bool) -> str | None:
+    """Why this sequence's message is no longer relevant for the registration, or None."""
+    if kind in ("invitation", "reminders") and lab_started:
+        return "Le lab a déjà commencé."
+    if status not in WAITING[kind]:
+        return STATUS_REFUSALS.get(status, f"L'inscription n'attend plus ce message ({status}).")
+    if kind == "invitation" and lab_full:
+        return "Le lab est complet."
+    return None
+
+
+def permission_refusal(
+    channel: str, allowed: bool, address: str | None, phone_invalid: bool = False
+) -> str | None:
+    if not allowed:
+        return f"La personne n'a pas autorisé {CHANNEL_TEXTS[channel]}."
+    if not address:
+        if phone_invalid:
+            return "Le numéro de téléphone est invalide."
+        return "Coordonnée absente pour ce canal."
+    return None
+
+
+def pressure_refusal(sent_recently: int, cap: int, days: int) -> str | None:
+    if sent_recently >= cap:
+        return f"Plafond atteint : {sent_recently} messages automatiques en {days} jours."
+    return None
+
+
+def quiet_refusal(declined_at: datetime | None, now: datetime, days: int) -> str | None:
+    if declined_at is not None and declined_at > now - timedelta(days=days):
+        return f"La personne a décliné une invitation il y a moins de {days} jours."
+    return None
+
+
+def window_move(now: datetime, window: Window) -> datetime | None:
+    """None when `now` is inside the send window, else the next opening."""
+    return None if is_open(now, window) else next_opening(now, window)
+
+
+def retry_at(now: datetime, attempts: int, window: Window) -> datetime:
+    delay = timedelta(minutes=BACKOFF_MINUTES * 4 ** max(attempts - 1, 0))
+    return next_opening(now + delay, window)
+
+
+# --- Checks against the database -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # "send", "skip" or "reschedule"
+    reason: str = ""
+    when: datetime | None = None
+
+
+def _count_sent(prospect_id: int, since: datetime) -> int:
+    query = (
+        sa.select(sa.func.count(FollowUp.id))
+        .join(Registration, Registration.id == FollowUp.registration_id)
+        .join(SequenceStep, SequenceStep.id == FollowUp.step_id)
+        .where(
+            Registration.prospect_id == prospect_id,
+            SequenceStep.channel.in_(("sms", "email")),
+            FollowUp.status.in_(("sent", "delivered")),
+            FollowUp.sent_at >= since,
+        )
+    )
+    return int(db.session.scalar(query) or 0)
+
+
+def _last_decline(prospect_id: int) -> datetime | None:
+    return db.session.scalar(
+        sa.select(sa.func.max(Event.created_at)).where(
+            Event.prospect_id == prospect_id,
+            Event.kind == "registration.status",
+            Event.to_status == "declined",
+        )
+    )
+
+
+def _lab_full(registration: Registration) -> bool:
+    confirmed = db.session.scalar(
+        sa.select(sa.func.count(Registration.id)).where(
+            Registration.lab_id == registration.lab_id, Registration.status == "confirmed"
+        )
+    )
+    return int(confirmed or 0) >= registration.lab.capacity
+
+
+def check(row: FollowUp, now: datetime) -> Decision:
+    """Every sending rule, with a French reason for each refusal."""
+    registration, step = row.registration, row.step
+    kind, prospect, config = step.sequence.kind, registration.prospect, current_app.config
+    started = now >= registration.lab.starts_at
+    full = kind == "invitation" and _lab_full(registration)
+    reason = relevance_refusal(kind, registration.status, started, full)
+    if reason is None and step.channel == "call":
+        reason = permission_refusal("call", prospect.allow_phone, prospect.phone)
+    if reason is None and step.channel != "call":
+        allow, field = CHANNEL_FIELDS[step.channel]
+        invalid = step.channel == "sms" and prospect.phone_invalid
+        reason = permission_refusal(
+            step.channel, getattr(prospect, allow), getattr(prospect, field), invalid
+        )
+    if reason is None:
+        quiet_days = int(config["REFUSAL_QUIET_DAYS"])
+        reason = quiet_refusal(_last_decline(prospect.id), now, quiet_days)
+    if reason is not None:
+        return Decision("skip", reason)
+    if step.channel == "call":
+        return Decision("send")
+    moved = window_move(now, send_window())
+    if moved is not None:
+        return Decision("reschedule", "Hors de la fenêtre d'envoi.", moved)
+    cap, days = int(config["PRESSURE_CAP_MESSAGES"]), int(config["PRESSURE_CAP_DAYS"])
+    reason = pressure_refusal(_count_sent(prospect.id, now - timedelta(days=days)), cap, days)
+    return Decision("skip", reason) if reason else Decision("send")
+
+
+# --- The send job ----------------------------------------------------------------------------
+
+
+def _move(row: FollowUp, expected: str, **values: Any) -> bool:
+    """Conditional UPDATE from `expected`; commits and refreshes the row when it moved."""
+    values.setdefault("updated_at", utcnow())
+    result = db.session.execute(
+        sa.update(FollowUp)
+        .where(FollowUp.id == row.id, FollowUp.status == expected)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    moved = result.rowcount == 1  # type: ignore[attr-defined]
+    if moved:
+        db.session.commit()
+        db.session.refresh(row)
+    else:
+        db.session.rollback()
+    return moved
+
+
+def send(followup_id: int) -> str:
+    """Send one due follow-up if it is still relevant; returns the row's final status."""
+    row = db.session.get(FollowUp, followup_id)
+    if row is None:
+        return "absent"
+    if row.status == "sending":
+        _move(row, "sending", status="unknown", reason="Envoi interrompu : à vérifier.")
+        return row.status
+    if row.status != "queued":
+        return row.status
+    now = utcnow()
+    decision = check(row, now)
+    if decision.action == "skip":
+        _move(row, "queued", status="skipped", reason=decision.reason)
+    elif decision.action == "reschedule":
+        _move(row, "queued", status="scheduled", due_at=decision.when, queued_at=None)
+    elif row.step.channel == "call":
+        _call_task(row, now)
+    else:
+        _deliver(row)
+    return row.status
+
+
+def _call_task(row: FollowUp, now: datetime) -> None:
+    registration = row.registration
+    db.session.add(_task(registration, "followup_call", row.step.body))
+    _move(row, "queued", status="sent", sent_at=now, reason="Tâche d'appel créée.")
+
+
+def _task(registration: Registration, kind: str, note: str) -> CallTask:
+    return CallTask(
+        registration_id=registration.id,
+        lab_id=registration.lab_id,
+        prospect_id=registration.prospect_id,
+        kind=kind,
+        priority=1,
+        due_at=utcnow(),
+        note=note,
+    )
+
+
+def _prepare(row: FollowUp) -> Message:
+    registration, step = row.registration, row.step
+    prospect = registration.prospect
+    fields = sequences.fields_for(registration, prospect, registration.lab)
+    body = sequences.render(step.body, fields)
+    if step.channel == "sms":
+        return prepare_sms(str(prospect.phone), body, prospect_id=prospect.id)
+    subject = sequences.render(step.subject, fields)
+    return prepare_email(
+        str(prospect.email),
+        subject,
+        body,
+        unsubscribe_url=fields["lien"],
+        prospect_id=prospect.id,
+    )
+
+
+def _deliver(row: FollowUp) -> None:
+    try:
+        message = _prepare(row)
+    except sequences.TemplateError as exc:
+        db.session.rollback()
+        _move(row, "queued", status="failed", reason=str(exc))
+        return
+    if not _move(row, "queued", status="sending", message_id=message.id):
+        return  # another job took the row; the rollback dropped our Message
+    try:
+        if message.channel == "sms":
+            deliver_sms(message)
+        else:
+            deliver_email(message)
+    except SendError as error:
+        _on_error(row, error)
+        return
+    row.status, row.sent_at, row.reason = "sent", utcnow(), ""
+    _event(row, "message.sent", f"{message.channel} envoyé", message)
+    db.session.commit()
+
+
+def _on_error(row: FollowUp, error: SendError) -> None:
+    """The effect of each kind of provider failure; the row was in `sending`."""
+    registration, now = row.registration, utcnow()
+    message = db.session.get(Message, row.message_id) if row.message_id else None
+    row.attempts += 1
+    if error.maybe_sent:
+        row.status, row.reason = "unknown", f"Envoi peut-être effectué : {error}"
+    elif error.kind in errors.RETRYABLE_KINDS and row.attempts < MAX_ATTEMPTS:
+        row.status, row.reason = "scheduled", f"Nouvel essai prévu : {error}"
+        row.due_at, row.queued_at = retry_at(now, row.attempts, send_window()), None
+    else:
+        row.status, row.reason = "failed", str(error)
+        _failure_effects(registration, error)
+    _event(row, "message.failed", str(error), message)
+    db.session.commit()
+
+
+def _failure_effects(registration: Registration, error: SendError) -> None:
+    prospect = registration.prospect
+    if error.kind == errors.INVALID_NUMBER and prospect.phone:
+        prospect.phone_raw, prospect.phone = f"{prospect.phone} (numéro invalide)", None
+    if error.kind == errors.OPTED_OUT:
+        prospects.set_permission(
+            prospect, "sms", False, "sms_keyword", None, from_person=True, basis=str(error)
+        )
+    if error.kind in (errors.INVALID_NUMBER, errors.BLOCKED):
+        db.session.add(_task(registration, "failed_sms", str(error)))
+
+
+def _event(row: FollowUp, kind: str, reason: str, message: Message | None) -> None:
+    registration = row.registration
+    db.session.add(
+        Event(
+            kind=kind,
+            prospect_id=registration.prospect_id,
+            lab_id=registration.lab_id,
+            registration_id=registration.id,
+            reason=reason,
+            data={
+                "followup_id": row.id,
+                "channel": row.step.channel,
+                "message_id": message.id if message else None,
+                "sequence": row.step.sequence.kind,
+            },
+        )
+    )

@@ -1,0 +1,184 @@
+"""The default sequences shipped in code, and the rendering of their French templates.
+
+Templates use `{field}` placeholders from a fixed list (FIELDS): plain substitution, no
+attribute access and no expressions, so a template typed by a manager cannot read anything
+else. Every message says who sends it and how to stop: `{lien}` is the person's short signed
+link (PUBLIC_BASE_URL/r/<token>), the only way to answer an alphanumeric SMS sender.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import time
+
+import sqlalchemy as sa
+from flask import current_app
+from itsdangerous import URLSafeSerializer
+from sqlalchemy.exc import IntegrityError
+
+from crm.extensions import db
+from crm.models import Lab, Prospect, Registration, Sequence, SequenceStep
+from crm.timeutil import format_local, format_local_time, to_local
+
+DAY = 24 * 60
+LINK_SALT = "registration-link"
+FIELDS = ("prenom", "nom", "lab", "date", "heure", "lieu", "lien")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+SIGNATURE = "l'équipe Open Lab"
+
+
+class TemplateError(ValueError):
+    """A template uses an unknown field; the message is in French."""
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    channel: str
+    offset_minutes: int
+    body: str
+    subject: str = ""
+    day_time: time | None = None
+
+
+_STOP_SMS = "Répondre ou ne plus recevoir de messages : {lien}"
+_STOP_EMAIL = "Pour répondre ou ne plus recevoir nos messages, utilisez ce lien personnel : {lien}"
+
+DEFAULTS: dict[str, tuple[str, list[StepSpec]]] = {
+    "invitation": (
+        "Invitation (par défaut)",
+        [
+            StepSpec(
+                "sms",
+                1 * DAY,
+                "Bonjour {prenom}, l'équipe Open Lab vous invite au lab « {lab} » le {date}. "
+                + _STOP_SMS,
+            ),
+            StepSpec(
+                "email",
+                3 * DAY,
+                "Bonjour {prenom},\n\nNous organisons le lab « {lab} » le {date}, {lieu}. "
+                "Votre expérience nous serait précieuse.\n\n" + _STOP_EMAIL + "\n\n" + SIGNATURE,
+                subject="Invitation au lab « {lab} »",
+            ),
+            StepSpec("call", 5 * DAY, "Relance téléphonique de l'invitation"),
+            StepSpec(
+                "sms",
+                8 * DAY,
+                "Bonjour {prenom}, dernier rappel de l'équipe Open Lab pour le lab « {lab} » "
+                "le {date}. " + _STOP_SMS,
+            ),
+        ],
+    ),
+    "reminders": (
+        "Rappels avant le lab (par défaut)",
+        [
+            StepSpec(
+                "email",
+                -7 * DAY,
+                "Bonjour {prenom},\n\nNous vous attendons au lab « {lab} » le {date}, {lieu}.\n\n"
+                + _STOP_EMAIL
+                + "\n\n"
+                + SIGNATURE,
+                subject="Rappel : lab « {lab} » le {date}",
+            ),
+            StepSpec(
+                "sms",
+                -2 * DAY,
+                "Bonjour {prenom}, l'équipe Open Lab vous attend au lab « {lab} » le {date}. "
+                + _STOP_SMS,
+            ),
+            StepSpec(
+                "sms",
+                0,
+                "Bonjour {prenom}, c'est aujourd'hui à {heure} : lab « {lab} », {lieu}. "
+                "L'équipe Open Lab. " + _STOP_SMS,
+                day_time=time(8, 30),
+            ),
+        ],
+    ),
+    "thank_you": (
+        "Remerciement (par défaut)",
+        [
+            StepSpec(
+                "email",
+                1 * DAY,
+                "Bonjour {prenom},\n\nMerci d'avoir participé au lab « {lab} ». "
+                "Vos remarques vont nous aider.\n\n" + _STOP_EMAIL + "\n\n" + SIGNATURE,
+                subject="Merci pour votre participation au lab « {lab} »",
+            ),
+        ],
+    ),
+}
+
+
+def sequence_for(kind: str, lab_id: int | None) -> Sequence:
+    """The lab's own sequence of that kind if it has one, else the default (created once)."""
+    if kind not in DEFAULTS:
+        raise ValueError(f"unknown sequence kind {kind!r}")
+    if lab_id is not None:
+        own = db.session.scalar(
+            sa.select(Sequence).where(Sequence.lab_id == lab_id, Sequence.kind == kind)
+        )
+        if own is not None:
+            return own
+    return default_sequence(kind)
+
+
+def default_sequence(kind: str) -> Sequence:
+    """The shipped default, created on first use (idempotent)."""
+    query = sa.select(Sequence).where(Sequence.lab_id.is_(None), Sequence.kind == kind)
+    existing = db.session.scalar(query)
+    if existing is not None:
+        return existing
+    name, specs = DEFAULTS[kind]
+    sequence = Sequence(lab_id=None, kind=kind, name=name)
+    for position, spec in enumerate(specs, start=1):
+        sequence.steps.append(
+            SequenceStep(
+                position=position,
+                channel=spec.channel,
+                offset_minutes=spec.offset_minutes,
+                day_time=spec.day_time,
+                subject=spec.subject,
+                body=spec.body,
+            )
+        )
+    try:
+        with db.session.begin_nested():  # another process may create it at the same time
+            db.session.add(sequence)
+    except IntegrityError:
+        return db.session.scalars(query).one()
+    return sequence
+
+
+def personal_link(registration_id: int) -> str:
+    """PUBLIC_BASE_URL/r/<token>, the token a signed registration id (page: replies issue)."""
+    serializer = URLSafeSerializer(current_app.config["SECRET_KEY"], salt=LINK_SALT)
+    base = str(current_app.config["PUBLIC_BASE_URL"]).rstrip("/")
+    return f"{base}/r/{serializer.dumps(registration_id)}"
+
+
+def fields_for(registration: Registration, prospect: Prospect, lab: Lab) -> dict[str, str]:
+    starts = to_local(lab.starts_at)
+    return {
+        "prenom": prospect.first_name or "",
+        "nom": prospect.last_name or "",
+        "lab": lab.title,
+        "date": format_local(lab.starts_at, with_day=True) if starts else "",
+        "heure": format_local_time(lab.starts_at),
+        "lieu": lab.venue or "lieu communiqué prochainement",
+        "lien": personal_link(registration.id),
+    }
+
+
+def render(template: str, fields: dict[str, str]) -> str:
+    """Replace each `{field}`; anything else between braces raises TemplateError."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in fields:
+            raise TemplateError(f"Champ inconnu dans le modèle : {{{name}}}.")
+        return fields[name]
+
+    return _PLACEHOLDER.sub(substitute, template)
