@@ -14,17 +14,16 @@ import time
 from pathlib import Path
 
 from crm.config import PROJECT_ROOT, Config
-from crm.embedded_redis import ensure_embedded_redis
+from crm.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 from workers.queues import QUEUE_NAMES
 
 BIN = Path(sys.executable).parent
 
 
-def _env() -> dict[str, str]:
+def _env(instance_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
-    settings = Config.from_env()
     if not env.get("REDIS_URL"):
-        env["REDIS_URL"] = ensure_embedded_redis(Path(settings["INSTANCE_DIR"]))
+        env["REDIS_URL"] = ensure_embedded_redis(instance_dir)
     env.setdefault("FLASK_APP", "wsgi:app")
     return env
 
@@ -45,8 +44,15 @@ def _commands(env: dict[str, str]) -> dict[str, list[str]]:
     }
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # `kill` stops everything as cleanly as Ctrl-C
+
+
 def main() -> int:
-    env = _env()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    instance_dir = Path(Config.from_env()["INSTANCE_DIR"])
+    embedded = not os.environ.get("REDIS_URL")
+    env = _env(instance_dir)
     flask = str(BIN / "flask")
     subprocess.run([flask, "db", "upgrade"], env=env, cwd=PROJECT_ROOT, check=True)
     subprocess.run([flask, "crm", "seed-demo", "--if-empty"], env=env, cwd=PROJECT_ROOT, check=True)
@@ -76,6 +82,8 @@ def main() -> int:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if embedded:
+            stop_embedded_redis(instance_dir)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from crm.extensions import db
 from crm.models import ImportBatch, ImportRejection
 from crm.services.csv_reading import split_raw
+from crm.services.exports import neutralise
 
 
 def recent(limit: int = 10) -> list[ImportBatch]:
@@ -30,6 +31,8 @@ def rejected_rows_csv(batch: ImportBatch) -> Iterator[str]:
     """The rejected rows to fix and import again: the file's columns, then "ligne" and "motif".
 
     Semicolons and UTF-8 with a byte order mark, so that French Excel opens it as it is.
+    Formula-looking cells get a leading quote (a spreadsheet never runs them); the import
+    removes that quote again (crm.services.import_rules.cell_value).
     """
     header = list(batch.header)
     width = len(header)
@@ -41,7 +44,8 @@ def rejected_rows_csv(batch: ImportBatch) -> Iterator[str]:
     for n, rejection in enumerate(db.session.scalars(query), start=1):
         cells = split_raw(rejection.raw, batch.delimiter)
         cells += [""] * (width - len(cells))
-        writer.writerow([*cells[:width], rejection.line_number, rejection.reason, *cells[width:]])
+        row = [*cells[:width], rejection.line_number, rejection.reason, *cells[width:]]
+        writer.writerow([neutralise(c) if isinstance(c, str) else c for c in row])
         if n % 500 == 0:
             yield _drain(buffer)
     yield _drain(buffer)

@@ -14,7 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm.extensions import db
-from crm.models import Consent, Event, ImportRejection, Prospect, Registration
+from crm.models import Consent, Event, ImportRejection, Prospect
+from crm.services import registrations
 from crm.services.bulk_sql import bulk_insert, one_of
 from crm.services.csv_reading import Record
 from crm.services.import_rules import (
@@ -215,38 +216,6 @@ def _write_consents(ctx: ImportContext, grants: list[tuple[Person, str]]) -> Non
 
 
 def _register(ctx: ImportContext, prospect_ids: list[int]) -> None:
-    """A to_contact registration in the lab for everyone not yet in it, with its event
-    (the same row and event as crm.services.registrations.register, written in bulk)."""
-    wanted = sorted(set(prospect_ids))
-    existing = set(
-        db.session.scalars(
-            sa.select(Registration.prospect_id).where(
-                Registration.lab_id == ctx.lab_id, one_of(Registration.prospect_id, wanted)
-            )
-        )
+    registrations.register_many(
+        ctx.lab_id, prospect_ids, ctx.actor_id, ctx.reason, {"import_id": ctx.import_id}
     )
-    missing = [pid for pid in wanted if pid not in existing]
-    if not missing:
-        return
-    rows = [{"prospect_id": pid, "lab_id": ctx.lab_id, "status": "to_contact"} for pid in missing]
-    bulk_insert(Registration.__table__, rows)
-    query = sa.select(Registration.prospect_id, Registration.id).where(
-        Registration.lab_id == ctx.lab_id, one_of(Registration.prospect_id, missing)
-    )
-    ids = {key: value for key, value in db.session.execute(query).all()}
-    events = [
-        {
-            "kind": "registration.created",
-            "actor_id": ctx.actor_id,
-            "prospect_id": pid,
-            "lab_id": ctx.lab_id,
-            "registration_id": rid,
-            "from_status": None,
-            "to_status": "to_contact",
-            "reason": ctx.reason,
-            "data": {"import_id": ctx.import_id},
-        }
-        for pid in missing
-        for rid in (ids[pid],)
-    ]
-    bulk_insert(Event.__table__, events)

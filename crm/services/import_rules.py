@@ -40,7 +40,15 @@ def row_input(fields: list[str], mapping: list[str]) -> ProspectInput:
             "(un séparateur en trop ou un guillemet mal placé ?)."
         )
     # The mapping only names ProspectInput fields (checked before the import starts).
-    return ProspectInput(**{f: v.strip() for f, v in zip(mapping, fields, strict=True) if f})
+    return ProspectInput(**{f: cell_value(v) for f, v in zip(mapping, fields, strict=True) if f})
+
+
+def cell_value(raw: str) -> str:
+    """A cell's text, without the quote our exports put before formula-looking cells."""
+    value = raw.strip()
+    if value.startswith("'") and value[1:2] in ("=", "+", "-", "@"):
+        return value[1:]
+    return value
 
 
 def clean_row(fields: list[str], mapping: list[str]) -> CleanProspect:

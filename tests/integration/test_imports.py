@@ -552,3 +552,21 @@ def test_an_import_whose_job_was_lost_can_be_resumed(manager_client, app, monkey
     token = csrf_token(manager_client, f"/imports/{import_id}")
     manager_client.post(f"/imports/{import_id}/relancer", data={"csrf_token": token})
     assert manager_client.get(f"/imports/{import_id}/progress").json["created"] == 3
+
+
+def test_formula_cells_are_neutralised_in_the_rejected_rows_and_restored_on_reimport(
+    manager_client, app
+):
+    data = (HEADER + '=HYPERLINK("http://x");Piège;+33 6 12;;Mairie;\r\n').encode("utf-8")
+    response = import_file(manager_client, data)
+    download = manager_client.get(f"/imports/{import_id_of(response)}/lignes-rejetees.csv")
+    rows = list(csv.reader(io.StringIO(download.data.decode("utf-8-sig")), delimiter=";"))
+    assert rows[1][0] == '\'=HYPERLINK("http://x")' and rows[1][2] == "'+33 6 12"
+
+    fixed = download.data.decode("utf-8-sig").replace("'+33 6 12", "'+33 6 12 34 56 78")
+    again = import_file(manager_client, fixed.encode("utf-8"))
+    manager_client.get(again.headers["Location"])
+    with app.app_context():
+        person = db.session.scalar(sa.select(Prospect))
+        assert person.first_name == '=HYPERLINK("http://x")'
+        assert person.phone == "+33612345678"

@@ -146,3 +146,20 @@ def test_an_unreadable_email_next_to_a_good_phone_is_kept_in_the_notes():
     cleaned = clean_row(row("A", phone="0612345678", email="a@@ex"), MAPPING)
     assert cleaned.email is None and cleaned.phone == "+33612345678"
     assert cleaned.notes == "Adresse e-mail illisible à l'import : a@@ex"
+
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("'+33 6 12 34 56 78", "+33 6 12 34 56 78"),
+        ("'=1+1", "=1+1"),
+        ("'-", "-"),
+        ("  Jean  ", "Jean"),
+        ("'apostrophe", "'apostrophe"),
+        ("l'Isle", "l'Isle"),
+    ],
+)
+def test_the_quote_of_a_neutralised_cell_is_removed_on_import(raw, expected):
+    from crm.services.import_rules import cell_value
+
+    assert cell_value(raw) == expected
