@@ -62,6 +62,7 @@ class Config:
     CALL_HOURS = "09:00-19:00"
     SEND_DAYS = "1-5"
     SEND_HOURS = "10:00-20:00"
+    SMS_RATE_PER_SECOND = 1.0  # per sender, shared by every worker through Redis
     CALL_LEASE_MINUTES = 15
     CALL_RETRY_HOURS = 4  # after no answer, wait before serving the same person again
     PRESSURE_CAP_MESSAGES = 4  # automated messages per person, all labs together...
@@ -96,7 +97,15 @@ class Config:
         for key in ("CALL_DAYS", "CALL_HOURS", "SEND_DAYS", "SEND_HOURS"):
             if env.get(f"CRM_{key}"):
                 values[key] = env[f"CRM_{key}"]
-        for key in ("CALL_LEASE_MINUTES", "CALL_RETRY_HOURS"):
+        if env.get("CRM_SMS_RATE_PER_SECOND"):
+            values["SMS_RATE_PER_SECOND"] = float(env["CRM_SMS_RATE_PER_SECOND"])
+        for key in (
+            "CALL_LEASE_MINUTES",
+            "CALL_RETRY_HOURS",
+            "PRESSURE_CAP_MESSAGES",
+            "PRESSURE_CAP_DAYS",
+            "REFUSAL_QUIET_DAYS",
+        ):
             if env.get(f"CRM_{key}"):
                 values[key] = int(env[f"CRM_{key}"])
         if env.get("IMPORT_MAX_MB"):

@@ -60,15 +60,7 @@ class Sequence(TimestampMixin, db.Model):
     __tablename__ = "sequences"
     __table_args__ = (
         enum_check("kind", SEQUENCE_KINDS, "kind"),
-        # One sequence of each kind per lab, and one default (lab_id NULL) of each kind.
-        sa.Index("uq_sequences_lab_kind", "lab_id", "kind", unique=True),
-        sa.Index(
-            "uq_sequences_default_kind",
-            "kind",
-            unique=True,
-            postgresql_where=sa.text("lab_id IS NULL"),
-            sqlite_where=sa.text("lab_id IS NULL"),
-        ),
+        sa.Index("ix_sequences_lab_kind", "lab_id", "kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -10,7 +10,8 @@ Each intent is recorded as a "followup.intent" event (the timeline shows it) and
 
 `start_thank_you` (no intent yet: the lab-day service calls it when someone attended) schedules
 the thank-you sequence after the lab end. A new registration starts its invitation
-(`on_registration_created`, called by crm.services.registrations.register).
+(`on_registration_created`, called by crm.services.registrations.register;
+`start_invitations_bulk` is the same for register_many).
 
 Every due time is moved to the next opening of the send window; the send job checks the
 window again at send time (crm.services.sending).
@@ -26,6 +27,7 @@ from crm.extensions import db
 from crm.models import Event, FollowUp, Registration, SequenceStep, User
 from crm.models.followup import OPEN_STATUSES, Sequence
 from crm.services import sequences
+from crm.services.bulk_sql import bulk_insert
 from crm.services.window import next_opening, send_window
 from crm.timeutil import local_zone, utcnow
 
@@ -85,37 +87,55 @@ def step_due(step: SequenceStep, trigger: datetime) -> datetime:
     return wall.astimezone(trigger.tzinfo)
 
 
-def _existing_step_ids(registration_id: int, sequence: Sequence) -> set[int]:
-    step_ids = [step.id for step in sequence.steps]
+def _existing_positions(registration_id: int, kind: str) -> set[int]:
+    """Positions of the steps of that kind the registration already has a row for."""
     rows = db.session.scalars(
-        sa.select(FollowUp.step_id).where(
-            FollowUp.registration_id == registration_id, FollowUp.step_id.in_(step_ids)
-        )
+        sa.select(SequenceStep.position)
+        .join(FollowUp, FollowUp.step_id == SequenceStep.id)
+        .join(Sequence, Sequence.id == SequenceStep.sequence_id)
+        .where(FollowUp.registration_id == registration_id, Sequence.kind == kind)
     )
     return set(rows)
 
 
 def start_invitation(registration: Registration, now: datetime) -> list[FollowUp]:
     sequence = sequences.sequence_for("invitation", registration.lab_id)
-    existing = _existing_step_ids(registration.id, sequence)
+    existing = _existing_positions(registration.id, "invitation")
     window = send_window()
     created = []
     for step in sequence.steps:
-        if step.id in existing:
+        if step.position in existing:
             continue
         due = next_opening(step_due(step, now), window)
         created.append(_add(registration, step, due))
     return created
 
 
+def start_invitations_bulk(lab_id: int, registration_ids: list[int], now: datetime) -> int:
+    """start_invitation for registrations just created in bulk (imports: they have no rows
+    yet), in one multi-row insert; the caller commits. Returns the number of rows."""
+    if not registration_ids:
+        return 0
+    sequence = sequences.sequence_for("invitation", lab_id)
+    window = send_window()
+    dues = [(step.id, next_opening(step_due(step, now), window)) for step in sequence.steps]
+    rows = [
+        {"registration_id": rid, "step_id": step_id, "due_at": due, "status": "scheduled"}
+        for rid in registration_ids
+        for step_id, due in dues
+    ]
+    bulk_insert(FollowUp.__table__, rows)
+    return len(rows)
+
+
 def start_reminders(registration: Registration, now: datetime) -> list[FollowUp]:
     sequence = sequences.sequence_for("reminders", registration.lab_id)
-    existing = _existing_step_ids(registration.id, sequence)
+    existing = _existing_positions(registration.id, "reminders")
     starts_at = registration.lab.starts_at
     window = send_window()
     created = []
     for step in sequence.steps:
-        if step.id in existing:
+        if step.position in existing:
             continue
         due = next_opening(step_due(step, starts_at), window)
         row = _add(registration, step, due)
@@ -132,10 +152,10 @@ def start_thank_you(registration: Registration, now: datetime | None = None) -> 
     "attended"); steps already past are skipped."""
     now = now or utcnow()
     sequence = sequences.sequence_for("thank_you", registration.lab_id)
-    existing = _existing_step_ids(registration.id, sequence)
+    existing = _existing_positions(registration.id, "thank_you")
     window, created = send_window(), []
     for step in sequence.steps:
-        if step.id not in existing:
+        if step.position not in existing:
             row = _add(
                 registration, step, next_opening(step_due(step, registration.lab.ends_at), window)
             )

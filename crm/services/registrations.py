@@ -120,6 +120,7 @@ def register_many(
         for pid in missing
     ]
     bulk_insert(Event.__table__, events)
+    followups.start_invitations_bulk(lab_id, list(ids.values()), utcnow())
     return len(missing)
 
 

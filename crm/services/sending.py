@@ -4,11 +4,12 @@
 twice: it acts only on a row in `queued`, moves it with conditional UPDATEs, and commits the
 row in `sending` (with its Message) before the provider is called. A row found in `sending`
 means a worker died during the provider call: it becomes `unknown` for a manager to review
-and is never sent again automatically.
+and is never sent again automatically. SMS are paced per sender (`pace_sms`).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,8 +21,10 @@ from crm.extensions import db
 from crm.messaging import errors
 from crm.messaging.email import deliver_email, prepare_email
 from crm.messaging.errors import SendError
-from crm.messaging.sms import deliver_sms, prepare_sms
+from crm.messaging.sms import current_sender, deliver_sms, prepare_sms
 from crm.models import CallTask, Event, FollowUp, Message, Registration, SequenceStep
+from crm.models.followup import SEQUENCE_KIND_LABELS
+from crm.redis_conn import get_redis
 from crm.services import prospects, sequences
 from crm.services.window import Window, is_open, next_opening, send_window
 from crm.timeutil import utcnow
@@ -244,7 +247,33 @@ def _prepare(row: FollowUp) -> Message:
     )
 
 
+# Reserve the next free sending slot of a sender, shared by every worker: returns its time.
+_RESERVE_SLOT = """
+local now = tonumber(ARGV[1])
+local step = tonumber(ARGV[2])
+local at = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+local ttl = math.ceil((at + step - now) * 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%.6f', at + step), 'PX', ttl)
+return string.format('%.6f', at)
+"""
+
+
+def pace_sms(sender: str) -> float:
+    """Wait for this sender's next slot (SMS_RATE_PER_SECOND, default 1, shared through Redis)
+    so that a large campaign is spread out instead of failing at the provider; returns the
+    seconds waited."""
+    rate = float(current_app.config["SMS_RATE_PER_SECOND"])
+    key = f"crm:sms-pace:{sender}"
+    slot = float(get_redis().eval(_RESERVE_SLOT, 1, key, f"{time.time():.6f}", 1.0 / rate))
+    wait = max(0.0, slot - time.time())
+    if wait:
+        time.sleep(wait)
+    return wait
+
+
 def _deliver(row: FollowUp) -> None:
+    if row.step.channel == "sms":
+        pace_sms(current_sender().value)
     try:
         message = _prepare(row)
     except sequences.TemplateError as exc:
@@ -262,7 +291,10 @@ def _deliver(row: FollowUp) -> None:
         _on_error(row, error)
         return
     row.status, row.sent_at, row.reason = "sent", utcnow(), ""
-    _event(row, "message.sent", f"{message.channel} envoyé", message)
+    label = "SMS envoyé" if message.channel == "sms" else "E-mail envoyé"
+    _event(
+        row, "message.sent", f"{label} : {SEQUENCE_KIND_LABELS[row.step.sequence.kind]}", message
+    )
     db.session.commit()
 
 
@@ -279,7 +311,7 @@ def _on_error(row: FollowUp, error: SendError) -> None:
     else:
         row.status, row.reason = "failed", str(error)
         _failure_effects(registration, error)
-    _event(row, "message.failed", str(error), message)
+    _event(row, "message.failed", f"Échec d'envoi : {error}", message)
     db.session.commit()
 
 

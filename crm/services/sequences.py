@@ -4,6 +4,7 @@ Templates use `{field}` placeholders from a fixed list (FIELDS): plain substitut
 attribute access and no expressions, so a template typed by a manager cannot read anything
 else. Every message says who sends it and how to stop: `{lien}` is the person's short signed
 link (PUBLIC_BASE_URL/r/<token>), the only way to answer an alphanumeric SMS sender.
+SMS templates avoid « » (outside GSM-7: one of them cuts a segment from 160 to 70 characters).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from datetime import time
 import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import URLSafeSerializer
-from sqlalchemy.exc import IntegrityError
 
 from crm.extensions import db
 from crm.models import Lab, Prospect, Registration, Sequence, SequenceStep
@@ -51,7 +51,7 @@ DEFAULTS: dict[str, tuple[str, list[StepSpec]]] = {
             StepSpec(
                 "sms",
                 1 * DAY,
-                "Bonjour {prenom}, l'équipe Open Lab vous invite au lab « {lab} » le {date}. "
+                'Bonjour {prenom}, l\'équipe Open Lab vous invite au lab "{lab}" le {date}. '
                 + _STOP_SMS,
             ),
             StepSpec(
@@ -65,7 +65,7 @@ DEFAULTS: dict[str, tuple[str, list[StepSpec]]] = {
             StepSpec(
                 "sms",
                 8 * DAY,
-                "Bonjour {prenom}, dernier rappel de l'équipe Open Lab pour le lab « {lab} » "
+                'Bonjour {prenom}, dernier rappel de l\'équipe Open Lab pour le lab "{lab}" '
                 "le {date}. " + _STOP_SMS,
             ),
         ],
@@ -85,13 +85,13 @@ DEFAULTS: dict[str, tuple[str, list[StepSpec]]] = {
             StepSpec(
                 "sms",
                 -2 * DAY,
-                "Bonjour {prenom}, l'équipe Open Lab vous attend au lab « {lab} » le {date}. "
+                'Bonjour {prenom}, l\'équipe Open Lab vous attend au lab "{lab}" le {date}. '
                 + _STOP_SMS,
             ),
             StepSpec(
                 "sms",
                 0,
-                "Bonjour {prenom}, c'est aujourd'hui à {heure} : lab « {lab} », {lieu}. "
+                "Bonjour {prenom}, c'est aujourd'hui à {heure} : lab \"{lab}\", {lieu}. "
                 "L'équipe Open Lab. " + _STOP_SMS,
                 day_time=time(8, 30),
             ),
@@ -128,7 +128,9 @@ def sequence_for(kind: str, lab_id: int | None) -> Sequence:
 def default_sequence(kind: str) -> Sequence:
     """The shipped default, created on first use (idempotent)."""
     query = sa.select(Sequence).where(Sequence.lab_id.is_(None), Sequence.kind == kind)
-    existing = db.session.scalar(query)
+    # Two processes creating it at once leave two: the oldest is used, and follow-ups are
+    # matched by kind and position (crm.services.followups), so the copy does no harm.
+    existing = db.session.scalar(query.order_by(Sequence.id))
     if existing is not None:
         return existing
     name, specs = DEFAULTS[kind]
@@ -144,11 +146,8 @@ def default_sequence(kind: str) -> Sequence:
                 body=spec.body,
             )
         )
-    try:
-        with db.session.begin_nested():  # another process may create it at the same time
-            db.session.add(sequence)
-    except IntegrityError:
-        return db.session.scalars(query).one()
+    db.session.add(sequence)
+    db.session.flush()
     return sequence
 
 

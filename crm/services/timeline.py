@@ -25,6 +25,7 @@ KIND_LABELS = {
     "call.logged": "Appel",
     "followup.intent": "Relances",
     "message.sent": "Message envoyé",
+    "message.failed": "Message non envoyé",
     "message.received": "Message reçu",
     "consent.changed": "Autorisation de contact",
 }
