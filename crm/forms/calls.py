@@ -14,10 +14,25 @@ class CallOutcomeForm(FlaskForm):
     outcome = StringField(
         validators=[AnyOf(CALL_OUTCOMES, message="Choisissez le résultat de l'appel.")]
     )
-    notes = TextAreaField("Notes de l'appel", validators=[Length(max=5000)])
-    callback_date = DateField("Date du rappel", validators=[Optional()], format="%Y-%m-%d")
-    callback_time = TimeField("Heure du rappel", validators=[Optional()])
-    reason = StringField("Pourquoi hors cible ?", validators=[Length(max=500)])
+    notes = TextAreaField(
+        "Notes de l'appel",
+        validators=[Length(max=5000, message="Les notes dépassent 5 000 caractères.")],
+    )
+    callback_date = DateField(
+        "Date du rappel",
+        validators=[Optional()],
+        format="%Y-%m-%d",
+        invalid_value_message="Date du rappel invalide : utilisez le format jj/mm/aaaa.",
+    )
+    callback_time = TimeField(
+        "Heure du rappel",
+        validators=[Optional()],
+        invalid_value_message="Heure du rappel invalide : utilisez le format hh:mm.",
+    )
+    reason = StringField(
+        "Pourquoi hors cible ?",
+        validators=[Length(max=500, message="La raison dépasse 500 caractères.")],
+    )
     consent_sms = BooleanField("La personne accepte de recevoir des SMS")
     consent_email = BooleanField("La personne accepte de recevoir des e-mails")
     prospect_version = HiddenField()

@@ -20,6 +20,9 @@ from crm.models import CallTask, Prospect, Registration, User
 from crm.timeutil import utcnow
 
 CANDIDATES_PER_TRY = 8
+ROUNDS_PER_PART = 5  # candidates taken by colleagues meanwhile: read the same part again
+# Confirmed, declined, disqualified, cancelled, waitlisted and finished: never served.
+CALLABLE_STATUSES = ("to_contact", "contacted", "interested")
 BUCKET_LABELS = {
     0: "Rappel demandé",
     1: "Tâche d'appel",
@@ -67,7 +70,7 @@ def _task_candidates(lab_id: int, priority: int, now: datetime, caller_id: int) 
             CallTask.status == "open",
             CallTask.priority == priority,
             CallTask.due_at <= now,
-            Registration.status.not_in(("declined", "disqualified", "cancelled")),
+            Registration.status.in_(CALLABLE_STATUSES),
             *_callable(now, caller_id),
         )
         .order_by(CallTask.due_at, CallTask.id)
@@ -103,7 +106,13 @@ def _still_due(registration_id: int, task_id: int | None, now: datetime) -> sa.E
     """Re-checked inside the claiming UPDATE: a colleague may have just logged this person."""
     if task_id is not None:
         return sa.exists().where(
-            CallTask.id == task_id, CallTask.status == "open", CallTask.due_at <= now
+            CallTask.id == task_id,
+            CallTask.status == "open",
+            CallTask.due_at <= now,
+            sa.exists().where(
+                Registration.id == registration_id,
+                Registration.status.in_(CALLABLE_STATUSES),
+            ),
         )
     return sa.exists().where(
         Registration.id == registration_id,
@@ -173,12 +182,15 @@ def next_call(lab_id: int, caller: User, now: datetime | None = None) -> Served 
             query = query.with_for_update(of=Prospect, skip_locked=True)
         # On PostgreSQL the candidates stay locked until the claim commits; other callers
         # skip them instead of waiting, so each gets a different person.
-        rows = db.session.execute(query).all()
-        for registration_id, prospect_id, task_id in rows:
-            if claim(prospect_id, caller, now, registration_id, task_id):
-                registration = db.session.get(Registration, registration_id)
-                task = db.session.get(CallTask, task_id) if task_id else None
-                return Served(registration, task, bucket)
+        for _ in range(ROUNDS_PER_PART):
+            rows = db.session.execute(query).all()
+            if not rows:
+                break
+            for registration_id, prospect_id, task_id in rows:
+                if claim(prospect_id, caller, now, registration_id, task_id):
+                    registration = db.session.get(Registration, registration_id)
+                    task = db.session.get(CallTask, task_id) if task_id else None
+                    return Served(registration, task, bucket)
     db.session.commit()  # nobody to serve: still give back the previous lease
     return None
 

@@ -53,6 +53,14 @@ def target_status(outcome: str, current: str) -> str | None:
     return target
 
 
+STALE_MESSAGE = (
+    "La fiche a été modifiée par quelqu'un d'autre depuis l'ouverture de la page. "
+    "Rien n'a été enregistré : relisez la fiche à jour puis recommencez."
+)
+# Outcomes after which the person can have agreed to receive messages.
+CONSENT_OUTCOMES = frozenset({"interested", "confirmed", "callback"})
+
+
 class CallError(ValueError):
     """The outcome cannot be logged; the message is in French for the caller."""
 
@@ -82,12 +90,15 @@ def check(registration: Registration, caller: User, data: Outcome, now: datetime
         data.registration_version not in (None, registration.version)
     )
     if stale:
-        raise CallError(
-            "La fiche a été modifiée par quelqu'un d'autre depuis l'ouverture de la page. "
-            "Rien n'a été enregistré : relisez la fiche à jour puis recommencez."
-        )
+        raise CallError(STALE_MESSAGE)
     if data.outcome == "callback":
         _check_callback(data.callback_at, now)
+    if (data.consent_sms or data.consent_email) and data.outcome not in CONSENT_OUTCOMES:
+        raise CallError(
+            "Un accord pour les SMS ou les e-mails ne s'enregistre qu'avec un résultat "
+            "« Intéressé·e », « Confirmé·e » ou « À rappeler » : décochez-le ou changez "
+            "de résultat."
+        )
     if data.outcome == "not_potential_user" and not data.reason.strip():
         raise CallError("Indiquez pourquoi cette personne n'est pas un utilisateur potentiel.")
     target = target_status(data.outcome, registration.status)
@@ -119,6 +130,7 @@ def log_outcome(
     now = now or utcnow()
     check(registration, caller, data, now)
     prospect = registration.prospect
+    _release_lease(prospect, caller, now)
     call = Call(
         prospect_id=prospect.id,
         lab_id=registration.lab_id,
@@ -150,10 +162,30 @@ def log_outcome(
     followups.on_registration_change(
         registration, INTENTS.get(data.outcome, []), caller, f"appel : {data.outcome}"
     )
-    prospect.leased_by_id = None
-    prospect.leased_until = None
     db.session.commit()
     return call
+
+
+def _release_lease(prospect: Prospect, caller: User, now: datetime) -> None:
+    """Free the person in the outcome's transaction, unless a colleague holds them now: the
+    page may be older than a colleague's claim, so the check is the UPDATE itself."""
+    result = db.session.execute(
+        sa.update(Prospect)
+        .where(
+            Prospect.id == prospect.id,
+            sa.or_(
+                Prospect.leased_by_id.is_(None),
+                Prospect.leased_by_id == caller.id,
+                Prospect.leased_until < now,
+            ),
+        )
+        .values(leased_by_id=None, leased_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise CallError(
+            "Un·e collègue est en train d'appeler cette personne : résultat non enregistré."
+        )
 
 
 def _apply(registration: Registration, caller: User, data: Outcome, now: datetime) -> None:

@@ -216,7 +216,7 @@ def search_query(
 ) -> sa.Select[tuple[Prospect]]:
     """Prospects matching a name, phone (any format), e-mail or organisation, and filters."""
     query = sa.select(Prospect)
-    text = text.strip()
+    text = text.replace("\x00", "").strip()  # PostgreSQL refuses NUL in text
     if text:
         phone = normalise_phone(text)
         email = normalise_email(text) if "@" in text else None

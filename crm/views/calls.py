@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.wrappers import Response
 
 from crm.extensions import db
@@ -34,6 +35,9 @@ def next_call(lab_id: int) -> Response:
     lab = db.get_or_404(Lab, lab_id)
     if not NextCallForm().validate_on_submit():
         abort(400)
+    if lab.status != "recruiting":
+        flash(f"« {lab.title} » n'est pas en recrutement : aucun appel à passer.", "warning")
+        return redirect(url_for("calls.workspace"))
     return _serve_next(lab)
 
 
@@ -122,6 +126,10 @@ def log_call(registration_id: int) -> Response | tuple[str, int]:
     except calls.CallError as exc:
         db.session.rollback()
         return _render_call(registration, form, task, str(exc), 409)
+    except StaleDataError:  # a colleague saved this person in the same instant
+        db.session.rollback()
+        registration = db.get_or_404(Registration, registration_id)
+        return _render_call(registration, form, task, calls.STALE_MESSAGE, 409)
     flash(f"Appel enregistré : {CALL_OUTCOME_LABELS[form.outcome.data]}.", "success")
     return _serve_next(registration.lab)
 

@@ -57,6 +57,13 @@ def register(app: Flask) -> None:
     def http_error(exc: HTTPException) -> tuple[str, int]:
         return render_error(exc.code or 500)
 
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(sa.exc.DataError)
+    def out_of_range(exc: Exception) -> tuple[str, int]:
+        # An id or page number too large for the database: nothing can exist there.
+        _rollback_quietly()
+        return render_error(404)
+
     @app.errorhandler(sa.exc.OperationalError)
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)

@@ -218,10 +218,41 @@ def test_skip_frees_the_lease_and_serves_the_person_later(served):
 
 
 def test_a_missed_call_never_moves_a_registration_backwards(world):
-    registration = person(world, "confirmed")
+    registration = person(world, "interested")
     relance = task(world, registration, kind="to_read")
     served = call_queue.next_call(world["lab"].id, world["alice"])
     assert served.task.id == relance.id
     calls.log_outcome(registration, world["alice"], Outcome("no_answer"), served.task)
     db.session.refresh(registration)
-    assert registration.status == "confirmed"
+    assert registration.status == "interested"
+
+
+def test_a_confirmed_person_with_an_open_task_is_not_served(world):
+    registration = person(world, "confirmed")
+    task(world, registration, kind="followup_call")
+    assert call_queue.next_call(world["lab"].id, world["alice"]) is None
+
+
+def test_a_stale_page_cannot_free_a_colleagues_fresh_lease(served):
+    world, registration = served
+    # Alice's lease expires; Bob is served the person; Alice posts from her old page.
+    later = utcnow() + timedelta(minutes=16)
+    again = call_queue.next_call(world["lab"].id, world["bob"], now=later)
+    assert again.registration.id == registration.id
+    # Alice's request read the person before Bob's claim: the release itself must refuse.
+    prospect = db.session.get(Prospect, registration.prospect_id)
+    with pytest.raises(CallError, match="collègue"):
+        calls._release_lease(prospect, world["alice"], later)
+    db.session.rollback()
+    holder = db.session.scalar(
+        sa.select(Prospect.leased_by_id).where(Prospect.id == registration.prospect_id)
+    )
+    assert holder == world["bob"].id
+
+
+def test_consent_cannot_be_recorded_with_a_refusal(served):
+    world, registration = served
+    with pytest.raises(CallError, match="accord pour les SMS"):
+        log(world, registration, "declined", consent_sms=True)
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Consent)) == 0

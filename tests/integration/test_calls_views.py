@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from crm.extensions import db
 from crm.models import Call, Registration
-from tests.conftest import login
+from tests.conftest import csrf_token, login
 from tests.factories import person
 
 
@@ -125,3 +125,38 @@ def test_the_prospect_page_shows_the_pitch_the_call_link_and_the_calls(app, worl
     assert "Ce qu'on propose" in page and "petits groupes" in page
     assert f"/appels/inscriptions/{reg.id}" in page
     assert "Appel : Intéressé·e" in page and "Relances : démarrer les relances" in page
+
+
+def test_next_call_is_refused_for_a_lab_that_is_not_recruiting(app, world):
+    person(world)
+    world["lab"].status = "closed"
+    db.session.commit()
+    client = _caller_client(app, world)
+    response = client.post(
+        f"/appels/labs/{world['lab'].id}/suivant",
+        data={"csrf_token": csrf_token(client, "/appels/")},
+        follow_redirects=True,
+    )
+    assert "n'est pas en recrutement" in html.unescape(response.get_data(as_text=True))
+    with app.app_context():
+        from crm.models import Prospect
+
+        assert db.session.scalar(sa.select(Prospect.leased_by_id)) is None
+
+
+def test_a_bad_callback_date_gets_a_french_message(app, world):
+    reg = person(world)
+    client = _caller_client(app, world)
+    page = client.get(f"/appels/inscriptions/{reg.id}").get_data(as_text=True)
+    response = client.post(
+        f"/appels/inscriptions/{reg.id}",
+        data={
+            "csrf_token": _token(page),
+            "outcome": "callback",
+            "callback_date": "demain",
+            "callback_time": "25:99",
+        },
+    )
+    text = html.unescape(response.get_data(as_text=True))
+    assert response.status_code == 400
+    assert "Date du rappel invalide" in text and "Heure du rappel invalide" in text
