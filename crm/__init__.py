@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from crm.config import PROJECT_ROOT, Config, ConfigError
-from crm.extensions import csrf, db, login_manager, migrate
+from crm.extensions import csrf, db, limiter, login_manager, migrate
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -26,6 +26,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
+    _configure_limiter(app)
 
     from crm import models  # noqa: F401  (registers every table)
     from crm.cli import register_cli
@@ -34,6 +35,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_views(app)
     register_cli(app)
     return app
+
+
+def _configure_limiter(app: Flask) -> None:
+    """Rate-limit counters in the app's Redis, shared by every web process."""
+    url = app.config["REDIS_URL"]
+    if url.startswith("unix://"):
+        url = "redis+unix://" + url[len("unix://") :]
+    app.config.setdefault("RATELIMIT_STORAGE_URI", url)
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "crm-limits")
+    # Redis down must not lock everyone out: the limit is skipped, the rest reports the outage.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
+    limiter.init_app(app)
 
 
 def _resolve_redis_url(app: Flask) -> None:

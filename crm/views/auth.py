@@ -3,14 +3,18 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
+from crm.extensions import limiter
 from crm.forms.auth import LoginForm
 from crm.services.accounts import authenticate
 from crm.views import public
 
 bp = Blueprint("auth", __name__)
+LOGIN_ATTEMPTS = "10 per 5 minutes"
+LOGIN_ATTEMPTS_PER_ADDRESS = "50 per 5 minutes"
 
 
 def _safe_next(target: str | None) -> str:
@@ -23,8 +27,16 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _login_key() -> str:
+    """Attempts are counted per address and per account, so one cannot guess another's."""
+    email = (request.form.get("email") or "").strip().lower()[:254]
+    return f"{get_remote_address()}|{email}"
+
+
 @bp.route("/connexion", methods=["GET", "POST"])
 @public
+@limiter.limit(LOGIN_ATTEMPTS, methods=["POST"], key_func=_login_key)
+@limiter.limit(LOGIN_ATTEMPTS_PER_ADDRESS, methods=["POST"])
 def login() -> str | Response:
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))

@@ -112,3 +112,15 @@ def test_inactive_account_cannot_log_in(app, client, make_user):
         db.session.get(User, user.id).active = False
         db.session.commit()
     assert login(client, user.email).status_code == 400
+
+
+def test_password_guessing_is_slowed_down(client, make_user):
+    user = make_user("manager")
+    for _ in range(10):
+        assert login(client, user.email, "mauvais-mot-de-passe").status_code == 400
+    blocked = login(client, user.email, PASSWORD)
+    assert blocked.status_code == 429
+    assert "Trop de tentatives" in blocked.get_data(as_text=True)
+    # Another account from the same address is not locked out by these attempts.
+    other = make_user("caller")
+    assert login(client, other.email).status_code == 302
