@@ -17,12 +17,13 @@ from flask import current_app
 
 from crm.extensions import db
 from crm.models import CallTask, Prospect, Registration, User
+from crm.services.registrations import WAITING
 from crm.timeutil import utcnow
 
 CANDIDATES_PER_TRY = 8
 ROUNDS_PER_PART = 5  # candidates taken by colleagues meanwhile: read the same part again
 # Confirmed, declined, disqualified, cancelled, waitlisted and finished: never served.
-CALLABLE_STATUSES = ("to_contact", "contacted", "interested")
+CALLABLE_STATUSES = tuple(sorted(WAITING))
 BUCKET_LABELS = {
     0: "Rappel demandé",
     1: "Tâche d'appel",

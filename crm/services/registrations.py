@@ -44,7 +44,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "attended": frozenset(),
     "no_show": frozenset(),
 }
-PENDING = frozenset({"to_contact", "contacted", "interested", "waitlisted"})
+# Not answered yet: the people callers call and invitations are sent to.
+WAITING = frozenset({"to_contact", "contacted", "interested"})
+PENDING = WAITING | {"waitlisted"}
 # Which part of the callers' queue a status belongs to (see crm.services.call_queue).
 CALL_BUCKETS = {"interested": 2, "to_contact": 3, "contacted": 3}
 

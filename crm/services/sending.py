@@ -25,14 +25,14 @@ from crm.messaging.sms import current_sender, deliver_sms, prepare_sms
 from crm.models import CallTask, Event, FollowUp, Message, Registration, SequenceStep
 from crm.models.followup import SEQUENCE_KIND_LABELS
 from crm.redis_conn import get_redis
-from crm.services import prospects, sequences
+from crm.services import prospects, registrations, sequences
 from crm.services.window import Window, is_open, next_opening, send_window
 from crm.timeutil import utcnow
 
 MAX_ATTEMPTS = 3
 BACKOFF_MINUTES = 5  # then 20, 80 (×4 each time)
 WAITING = {
-    "invitation": frozenset({"to_contact", "contacted", "interested"}),
+    "invitation": registrations.WAITING,
     "reminders": frozenset({"confirmed"}),
     "thank_you": frozenset({"attended"}),
 }
