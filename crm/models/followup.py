@@ -88,6 +88,8 @@ class SequenceStep(db.Model):
     day_time: Mapped[time | None] = mapped_column(sa.Time)  # local wall clock, see docstring
     subject: Mapped[str] = mapped_column(sa.String(255), default="")
     body: Mapped[str] = mapped_column(sa.Text, default="")
+    # A removed step keeps its row (its follow-ups are the history of what was sent).
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     sequence: Mapped[Sequence] = relationship(back_populates="steps")
 

@@ -38,6 +38,11 @@ class Lab(TimestampMixin, db.Model):
     target: Mapped[int] = mapped_column(default=30)
     status: Mapped[str] = mapped_column(sa.String(16), default="draft", index=True)
     next_lab_id: Mapped[int | None] = mapped_column(sa.ForeignKey("labs.id", ondelete="SET NULL"))
+    # Follow-up sending: a manager can pause it; the send window defaults to CRM_SEND_DAYS /
+    # CRM_SEND_HOURS when these are empty (formats "1-5" and "10:00-20:00").
+    sending_paused: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    send_days: Mapped[str | None] = mapped_column(sa.String(8))
+    send_hours: Mapped[str | None] = mapped_column(sa.String(16))
 
     next_lab: Mapped[Lab | None] = relationship(remote_side=[id], foreign_keys=[next_lab_id])
 
