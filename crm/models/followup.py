@@ -31,6 +31,7 @@ SEQUENCE_KIND_LABELS = {
     "thank_you": "Remerciement",
 }
 STEP_CHANNELS = ("sms", "email", "call")
+STEP_CHANNEL_LABELS = {"sms": "SMS", "email": "E-mail", "call": "Tâche d'appel"}
 FOLLOWUP_STATUSES = (
     "scheduled",
     "queued",

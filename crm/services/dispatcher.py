@@ -18,7 +18,7 @@ from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
 
 from crm.extensions import db
-from crm.models import FollowUp
+from crm.models import FollowUp, Lab, Registration
 from crm.redis_conn import get_redis
 from crm.timeutil import utcnow
 
@@ -54,14 +54,19 @@ def run() -> dict[str, int | str]:
 
 
 def claim_due(now: datetime, limit: int) -> list[int]:
-    """Move up to `limit` due rows from scheduled to queued; returns the claimed ids."""
-    candidates = (
-        sa.select(FollowUp.id)
-        .where(FollowUp.status == "scheduled", FollowUp.due_at <= now)
-        .order_by(FollowUp.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    """Move up to `limit` due rows from scheduled to queued; returns the claimed ids.
+    Rows of a lab whose sending a manager paused stay scheduled until it resumes."""
+    candidates = sa.select(FollowUp.id).where(
+        FollowUp.status == "scheduled", FollowUp.due_at <= now
     )
+    paused = list(db.session.scalars(sa.select(Lab.id).where(Lab.sending_paused)))
+    if paused:  # usually none: then the claim is a plain index range read
+        candidates = candidates.where(
+            ~sa.exists().where(
+                Registration.id == FollowUp.registration_id, Registration.lab_id.in_(paused)
+            )
+        )
+    candidates = candidates.order_by(FollowUp.due_at).limit(limit).with_for_update(skip_locked=True)
     statement = (
         sa.update(FollowUp)
         .where(FollowUp.id.in_(candidates.scalar_subquery()), FollowUp.status == "scheduled")

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from crm.extensions import db
-from crm.models import Event, FollowUp, Registration, SequenceStep, User
+from crm.models import Event, FollowUp, Lab, Registration, SequenceStep, User
 from crm.models.followup import OPEN_STATUSES, Sequence
 from crm.services import sequences
 from crm.services.bulk_sql import bulk_insert
@@ -98,12 +98,17 @@ def _existing_positions(registration_id: int, kind: str) -> set[int]:
     return set(rows)
 
 
+def live_steps(sequence: Sequence) -> list[SequenceStep]:
+    """The steps still in the sequence (a removed step keeps its row for history)."""
+    return [step for step in sequence.steps if step.removed_at is None]
+
+
 def start_invitation(registration: Registration, now: datetime) -> list[FollowUp]:
     sequence = sequences.sequence_for("invitation", registration.lab_id)
     existing = _existing_positions(registration.id, "invitation")
-    window = send_window()
+    window = send_window(registration.lab)
     created = []
-    for step in sequence.steps:
+    for step in live_steps(sequence):
         if step.position in existing:
             continue
         due = next_opening(step_due(step, now), window)
@@ -117,8 +122,8 @@ def start_invitations_bulk(lab_id: int, registration_ids: list[int], now: dateti
     if not registration_ids:
         return 0
     sequence = sequences.sequence_for("invitation", lab_id)
-    window = send_window()
-    dues = [(step.id, next_opening(step_due(step, now), window)) for step in sequence.steps]
+    window = send_window(db.session.get(Lab, lab_id))
+    dues = [(step.id, next_opening(step_due(step, now), window)) for step in live_steps(sequence)]
     rows = [
         {"registration_id": rid, "step_id": step_id, "due_at": due, "status": "scheduled"}
         for rid in registration_ids
@@ -132,9 +137,9 @@ def start_reminders(registration: Registration, now: datetime) -> list[FollowUp]
     sequence = sequences.sequence_for("reminders", registration.lab_id)
     existing = _existing_positions(registration.id, "reminders")
     starts_at = registration.lab.starts_at
-    window = send_window()
+    window = send_window(registration.lab)
     created = []
-    for step in sequence.steps:
+    for step in live_steps(sequence):
         if step.position in existing:
             continue
         due = next_opening(step_due(step, starts_at), window)
@@ -153,8 +158,8 @@ def start_thank_you(registration: Registration, now: datetime | None = None) -> 
     now = now or utcnow()
     sequence = sequences.sequence_for("thank_you", registration.lab_id)
     existing = _existing_positions(registration.id, "thank_you")
-    window, created = send_window(), []
-    for step in sequence.steps:
+    window, created = send_window(registration.lab), []
+    for step in live_steps(sequence):
         if step.position not in existing:
             row = _add(
                 registration, step, next_opening(step_due(step, registration.lab.ends_at), window)

@@ -44,6 +44,7 @@ STATUS_REFUSALS = {
 }
 CHANNEL_FIELDS = {"sms": ("allow_sms", "phone"), "email": ("allow_email", "email")}
 CHANNEL_TEXTS = {"sms": "les SMS", "email": "les e-mails", "call": "les appels"}
+PAUSED_REASON = "Envois suspendus pour cet open lab."
 
 
 # --- Pure rules (table-tested) --------------------------------------------------------------
@@ -144,7 +145,8 @@ def check(row: FollowUp, now: datetime) -> Decision:
     kind, prospect, config = step.sequence.kind, registration.prospect, current_app.config
     started = now >= registration.lab.starts_at
     full = kind == "invitation" and _lab_full(registration)
-    reason = relevance_refusal(kind, registration.status, started, full)
+    reason = "Étape retirée de la séquence." if step.removed_at is not None else None
+    reason = reason or relevance_refusal(kind, registration.status, started, full)
     if reason is None and step.channel == "call":
         reason = permission_refusal("call", prospect.allow_phone, prospect.phone)
     if reason is None and step.channel != "call":
@@ -160,7 +162,7 @@ def check(row: FollowUp, now: datetime) -> Decision:
         return Decision("skip", reason)
     if step.channel == "call":
         return Decision("send")
-    moved = window_move(now, send_window())
+    moved = window_move(now, send_window(registration.lab))
     if moved is not None:
         return Decision("reschedule", "Hors de la fenêtre d'envoi.", moved)
     cap, days = int(config["PRESSURE_CAP_MESSAGES"]), int(config["PRESSURE_CAP_DAYS"])
@@ -198,6 +200,10 @@ def send(followup_id: int) -> str:
         _move(row, "sending", status="unknown", reason="Envoi interrompu : à vérifier.")
         return row.status
     if row.status != "queued":
+        return row.status
+    if row.registration.lab.sending_paused:
+        # Claimed just before a manager paused the lab: back to the schedule, sent on resume.
+        _move(row, "queued", status="scheduled", queued_at=None, reason=PAUSED_REASON)
         return row.status
     now = utcnow()
     decision = check(row, now)
@@ -307,7 +313,8 @@ def _on_error(row: FollowUp, error: SendError) -> None:
         row.status, row.reason = "unknown", f"Envoi peut-être effectué : {error}"
     elif error.kind in errors.RETRYABLE_KINDS and row.attempts < MAX_ATTEMPTS:
         row.status, row.reason = "scheduled", f"Nouvel essai prévu : {error}"
-        row.due_at, row.queued_at = retry_at(now, row.attempts, send_window()), None
+        window = send_window(registration.lab)
+        row.due_at, row.queued_at = retry_at(now, row.attempts, window), None
     else:
         row.status, row.reason = "failed", str(error)
         _failure_effects(registration, error)

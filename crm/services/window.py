@@ -8,11 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
+from typing import TYPE_CHECKING
 
 import holidays
 from flask import current_app, has_app_context
 
 from crm.timeutil import local_zone
+
+if TYPE_CHECKING:
+    from crm.models import Lab
 
 DAY_NAMES = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 
@@ -47,15 +51,23 @@ def call_window() -> Window:
     return _configured("CALL_DAYS", "CALL_HOURS", "1-5", "09:00-19:00")
 
 
-def send_window() -> Window:
-    return _configured("SEND_DAYS", "SEND_HOURS", "1-5", "10:00-20:00")
+def send_window(lab: Lab | None = None) -> Window:
+    """The lab's own send window where it has one (days, hours or both), else the configured one."""
+    days, hours = _configured_values("SEND_DAYS", "SEND_HOURS", "1-5", "10:00-20:00")
+    if lab is not None:
+        days, hours = lab.send_days or days, lab.send_hours or hours
+    return parse_window(days, hours)
 
 
 def _configured(days_key: str, hours_key: str, days: str, hours: str) -> Window:
+    return parse_window(*_configured_values(days_key, hours_key, days, hours))
+
+
+def _configured_values(days_key: str, hours_key: str, days: str, hours: str) -> tuple[str, str]:
     if has_app_context():
         days = current_app.config.get(days_key, days)
         hours = current_app.config.get(hours_key, hours)
-    return parse_window(days, hours)
+    return days, hours
 
 
 @cache

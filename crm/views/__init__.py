@@ -72,6 +72,7 @@ def register_views(app: Flask) -> None:
         errors,
         health,
         imports,
+        lab_sending,
         labs,
         main,
         outbox,
@@ -79,7 +80,8 @@ def register_views(app: Flask) -> None:
         sources,
     )
 
-    for module in (assets, auth, calls, health, main, outbox, labs, prospects, sources, imports):
+    modules = (assets, auth, calls, health, main, outbox, labs, lab_sending, prospects, sources)
+    for module in (*modules, imports):
         app.register_blueprint(module.bp)
     errors.register(app)
     app.before_request(lambda: _require_login(app))

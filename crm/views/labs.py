@@ -22,7 +22,7 @@ from crm.extensions import db
 from crm.forms.labs import LabForm, options
 from crm.models import Lab
 from crm.models.registration import REGISTRATION_STATUS_LABELS, REGISTRATION_STATUSES
-from crm.services import exports
+from crm.services import exports, lab_sending
 from crm.services.labs import (
     LabError,
     LabInput,
@@ -94,6 +94,7 @@ def show(lab_id: int) -> str:
         overview=lab_overview(lab),
         previous=previous_labs(lab),
         warnings=lab_warnings(lab) if current_user.is_manager else [],
+        sending=lab_sending.tab_counts(lab_sending.status_counts(lab.id)),
         statuses=REGISTRATION_STATUSES,
         status_labels=REGISTRATION_STATUS_LABELS,
     )
