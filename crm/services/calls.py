@@ -12,7 +12,12 @@ from crm.extensions import db
 from crm.models import Call, CallTask, Event, Prospect, Registration, User
 from crm.models.call import CALL_OUTCOMES, REACHED_OUTCOMES
 from crm.services import call_queue, followups, prospects, registrations
-from crm.services.followups import START_INVITATION, START_REMINDERS, STOP_INVITATION
+from crm.services.followups import (
+    START_INVITATION,
+    START_REMINDERS,
+    STOP_INVITATION,
+    STOP_REMINDERS,
+)
 from crm.services.normalise import format_phone
 from crm.services.window import call_window, is_open
 from crm.timeutil import utcnow
@@ -34,8 +39,8 @@ INTENTS = {
     "voicemail": [START_INVITATION],
     "interested": [START_INVITATION],
     "confirmed": [STOP_INVITATION, START_REMINDERS],
-    "declined": [STOP_INVITATION],
-    "not_potential_user": [STOP_INVITATION],
+    "declined": [STOP_INVITATION, STOP_REMINDERS],
+    "not_potential_user": [STOP_INVITATION, STOP_REMINDERS],
 }
 
 

@@ -34,10 +34,21 @@ from crm.timeutil import local_zone, utcnow
 START_INVITATION = "start_invitation"
 STOP_INVITATION = "stop_invitation"
 START_REMINDERS = "start_reminders"
+STOP_REMINDERS = "stop_reminders"
 INTENT_LABELS = {
     START_INVITATION: "démarrer les relances d'invitation",
     STOP_INVITATION: "arrêter les relances d'invitation",
     START_REMINDERS: "programmer les rappels avant le lab",
+    STOP_REMINDERS: "annuler les rappels avant le lab",
+}
+# What a status change set by hand (prospect page, replies) means for the follow-ups.
+STATUS_INTENTS = {
+    "interested": [START_INVITATION],
+    "confirmed": [STOP_INVITATION, START_REMINDERS],
+    "declined": [STOP_INVITATION, STOP_REMINDERS],
+    "cancelled": [STOP_INVITATION, STOP_REMINDERS],
+    "disqualified": [STOP_INVITATION, STOP_REMINDERS],
+    "waitlisted": [STOP_INVITATION],
 }
 
 
@@ -69,6 +80,8 @@ def on_registration_change(
             cancel_open(registration, "invitation", f"Relances d'invitation arrêtées : {why}")
         elif intent == START_REMINDERS:
             start_reminders(registration, now)
+        elif intent == STOP_REMINDERS:
+            cancel_open(registration, "reminders", f"Rappels annulés : {why}")
 
 
 def on_registration_created(registration: Registration) -> None:

@@ -140,6 +140,23 @@ def transition(
     return registration
 
 
+def change_status(
+    registration: Registration, target: str, actor: User | None, reason: str = ""
+) -> Registration:
+    """A status set by hand (prospect page): the transition, then what it means for the
+    follow-ups (reminders on confirmation, nothing more after a refusal). The caller commits."""
+    previous = registration.status
+    transition(registration, target, actor, reason)
+    label = REGISTRATION_STATUS_LABELS[target]
+    followups.on_registration_change(
+        registration,
+        followups.STATUS_INTENTS.get(target, []),
+        actor,
+        f"statut {REGISTRATION_STATUS_LABELS[previous]} → {label}",
+    )
+    return registration
+
+
 def _record(
     registration: Registration,
     actor: User | None,

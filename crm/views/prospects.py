@@ -36,7 +36,12 @@ from crm.services.prospect_records import (
     update_prospect,
 )
 from crm.services.prospects import ProspectError, ProspectInput, qualify, save, set_permission
-from crm.services.registrations import TRANSITIONS, TransitionError, register, transition
+from crm.services.registrations import (
+    TRANSITIONS,
+    TransitionError,
+    change_status,
+    register,
+)
 from crm.services.timeline import for_prospect
 from crm.timeutil import format_local
 
@@ -217,7 +222,7 @@ def registration_status(prospect_id: int, registration_id: int) -> Page:
         )
         return _back(prospect, "inscriptions")
     try:
-        transition(reg, form.status.data, current_user, (form.reason.data or "").strip())
+        change_status(reg, form.status.data, current_user, (form.reason.data or "").strip())
         db.session.commit()
     except (TransitionError, StaleDataError) as exc:
         db.session.rollback()

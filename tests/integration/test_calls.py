@@ -60,7 +60,7 @@ def intents(registration):
         ("voicemail", "contacted", ["start_invitation"]),
         ("interested", "interested", ["start_invitation"]),
         ("confirmed", "confirmed", ["stop_invitation", "start_reminders"]),
-        ("declined", "declined", ["stop_invitation"]),
+        ("declined", "declined", ["stop_invitation", "stop_reminders"]),
     ],
 )
 def test_outcomes_move_the_registration_and_tell_the_followup_engine(

@@ -20,8 +20,8 @@ from crm.models import (
     Sequence,
     SequenceStep,
 )
-from crm.services import followups, sending
-from crm.services.registrations import transition
+from crm.services import calls, followups, sending
+from crm.services.registrations import change_status, transition
 from crm.services.window import is_open, send_window
 from crm.timeutil import utcnow
 from tests.factories import person
@@ -408,3 +408,34 @@ def test_bulk_registrations_get_their_invitation_rows(world):
         reg = db.session.get(Registration, registration_id)
         assert [r.step.position for r in rows(reg)] == [1, 2, 3, 4]
         assert all(is_open(r.due_at, send_window()) for r in rows(reg))
+
+
+# --- status changes set by hand ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["declined", "cancelled", "disqualified"])
+def test_leaving_confirmed_cancels_the_reminders(world, target):
+    reg = reachable(world, status="confirmed")
+    followups.on_registration_change(reg, followups.STATUS_INTENTS["confirmed"], None, "confirmé")
+    db.session.commit()
+    scheduled = [r for r in rows(reg, "reminders") if r.status == "scheduled"]
+    assert scheduled
+    change_status(reg, target, world["alice"], "ne viendra pas")
+    db.session.commit()
+    for row in rows(reg, "reminders"):
+        db.session.refresh(row)
+    reminders = rows(reg, "reminders")
+    assert all(r.status in ("cancelled", "skipped") for r in reminders)
+    assert all(
+        "Rappels annulés" in r.reason for r in reminders if r.id in {s.id for s in scheduled}
+    )
+
+
+def test_a_declined_call_on_a_confirmed_person_cancels_the_reminders(world):
+    reg = reachable(world, status="confirmed")
+    followups.start_reminders(reg, utcnow())
+    db.session.commit()
+    assert "stop_reminders" in calls.INTENTS["declined"]
+    followups.on_registration_change(reg, calls.INTENTS["declined"], None, "appel : declined")
+    db.session.commit()
+    assert {r.status for r in rows(reg, "reminders")} <= {"cancelled", "skipped"}

@@ -9,7 +9,16 @@ import pytest
 import sqlalchemy as sa
 
 from crm.extensions import db
-from crm.models import Consent, Event, Prospect, Registration, Source
+from crm.models import (
+    Consent,
+    Event,
+    FollowUp,
+    Prospect,
+    Registration,
+    Sequence,
+    SequenceStep,
+    Source,
+)
 from crm.services.labs import LabInput, create_lab
 from crm.services.prospect_records import ProspectFilters, prospect_page
 from crm.services.prospects import ProspectInput, qualify, save
@@ -341,7 +350,9 @@ def test_legal_status_change_through_the_page(app, world, caller_client):
     with app.app_context():
         assert db.session.get(Registration, reg).status == "confirmed"
         event = db.session.scalar(
-            sa.select(Event).where(Event.registration_id == reg).order_by(Event.id.desc())
+            sa.select(Event)
+            .where(Event.registration_id == reg, Event.kind == "registration.status")
+            .order_by(Event.id.desc())
         )
         assert (event.from_status, event.to_status, event.reason) == (
             "interested",
@@ -349,6 +360,19 @@ def test_legal_status_change_through_the_page(app, world, caller_client):
             "Confirmé au téléphone",
         )
         assert event.actor.email == "caller@test.fr"
+        # The follow-up engine heard it: invitation stopped, reminders scheduled.
+        intent = db.session.scalar(
+            sa.select(Event).where(Event.registration_id == reg, Event.kind == "followup.intent")
+        )
+        assert intent.data == {"intents": ["stop_invitation", "start_reminders"]}
+        kinds = db.session.execute(
+            sa.select(Sequence.kind, FollowUp.status)
+            .join(SequenceStep, SequenceStep.id == FollowUp.step_id)
+            .join(Sequence, Sequence.id == SequenceStep.sequence_id)
+            .where(FollowUp.registration_id == reg)
+        ).all()
+        assert {status for kind, status in kinds if kind == "invitation"} <= {"cancelled"}
+        assert any(kind == "reminders" for kind, _ in kinds)
 
 
 def test_illegal_status_change_is_a_french_flash_and_changes_nothing(app, world, caller_client):
