@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from crm.extensions import db
 from crm.models.base import TimestampMixin, enum_check
@@ -51,6 +51,8 @@ class Prospect(TimestampMixin, db.Model):
     last_name: Mapped[str] = mapped_column(sa.String(120), default="")
     phone: Mapped[str | None] = mapped_column(sa.String(20), unique=True)  # E.164
     phone_raw: Mapped[str | None] = mapped_column(sa.String(80))  # kept when unparseable
+    # The carrier refused SMS to this number (Twilio 30005-30007): calls only, until it changes.
+    sms_blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     email: Mapped[str | None] = mapped_column(sa.String(254), unique=True)  # lower case
     organisation: Mapped[str] = mapped_column(sa.String(200), default="")
     profile: Mapped[str] = mapped_column(sa.String(200), default="")
@@ -72,6 +74,12 @@ class Prospect(TimestampMixin, db.Model):
     source: Mapped[Source] = relationship()
 
     __mapper_args__ = {"version_id_col": version}
+
+    @validates("phone")
+    def _new_number_unblocks_sms(self, key: str, value: str | None) -> str | None:
+        if value != self.phone:
+            self.sms_blocked_at = None
+        return value
 
     @property
     def full_name(self) -> str:

@@ -45,6 +45,7 @@ STATUS_REFUSALS = {
 CHANNEL_FIELDS = {"sms": ("allow_sms", "phone"), "email": ("allow_email", "email")}
 CHANNEL_TEXTS = {"sms": "les SMS", "email": "les e-mails", "call": "les appels"}
 PAUSED_REASON = "Envois suspendus pour cet open lab."
+BLOCKED_REASON = "L'opérateur refuse les SMS vers ce numéro : appel uniquement."
 
 
 # --- Pure rules (table-tested) --------------------------------------------------------------
@@ -155,6 +156,8 @@ def check(row: FollowUp, now: datetime) -> Decision:
         reason = permission_refusal(
             step.channel, getattr(prospect, allow), getattr(prospect, field), invalid
         )
+        if reason is None and step.channel == "sms" and prospect.sms_blocked_at:
+            reason = BLOCKED_REASON
     if reason is None:
         quiet_days = int(config["REFUSAL_QUIET_DAYS"])
         reason = quiet_refusal(_last_decline(prospect.id), now, quiet_days)
@@ -330,6 +333,8 @@ def _failure_effects(registration: Registration, error: SendError) -> None:
         prospects.set_permission(
             prospect, "sms", False, "sms_keyword", None, from_person=True, basis=str(error)
         )
+    if error.kind == errors.BLOCKED:
+        prospect.sms_blocked_at = utcnow()
     if error.kind in (errors.INVALID_NUMBER, errors.BLOCKED):
         db.session.add(_task(registration, "failed_sms", str(error)))
 

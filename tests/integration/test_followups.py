@@ -277,8 +277,19 @@ def test_stop_marks_sms_opted_out(world, open_window, sms_via_twilio):
 def test_blocked_number_fails_and_creates_a_call_task(world, open_window, sms_via_twilio, code):
     reg, row = _send_sms(world, sms_via_twilio, code)
     assert row.status == "failed"
-    assert reg.prospect.phone is not None
+    assert reg.prospect.phone is not None and reg.prospect.allow_sms
+    assert reg.prospect.sms_blocked_at is not None
     assert db.session.scalar(sa.select(CallTask.kind)) == "failed_sms"
+    # No more SMS to that number: the last invitation SMS is skipped, the e-mail still goes.
+    last_sms = [r for r in rows(reg, "invitation") if r.step.channel == "sms"][-1]
+    assert sending.send(due_now(last_sms).id) == "skipped"
+    assert last_sms.reason == sending.BLOCKED_REASON
+    assert len(sms_via_twilio.requests) == 1
+    reg.prospect.email = "bloquee@test.fr"
+    assert sending.send(due_now(step_row(reg, "invitation", "email")).id) == "sent"
+    # A new number lifts the block.
+    reg.prospect.phone = "+33699887766"
+    assert reg.prospect.sms_blocked_at is None
 
 
 def test_retry_later_is_retried_at_most_three_times(world, open_window, sms_via_twilio):
