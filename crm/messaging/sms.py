@@ -18,7 +18,7 @@ from flask import current_app
 
 from crm.config import ConfigError
 from crm.extensions import db
-from crm.messaging import outbox, twilio_backend
+from crm.messaging import outbox, twilio_backend, webhooks
 from crm.messaging.delivery import claim, record_failure, record_success
 from crm.messaging.encoding import sms_info
 from crm.messaging.errors import SendError
@@ -95,6 +95,7 @@ def deliver_sms(
         if not (settings.account_sid and settings.auth_token):
             raise ConfigError("SMS_BACKEND=twilio demande TWILIO_ACCOUNT_SID et TWILIO_AUTH_TOKEN.")
     sender = parse_sender(message.sender) if settings else None
+    status_callback = status_callback or webhooks.status_callback_url()
     claim(message, backend)
     try:
         if settings and sender:

@@ -4,6 +4,7 @@ from crm.models.call import Call, CallTask
 from crm.models.event import AppendOnlyError, Event
 from crm.models.followup import FollowUp, Sequence, SequenceStep
 from crm.models.imports import ImportBatch, ImportRejection
+from crm.models.inbound import InboundMessage
 from crm.models.lab import Lab, Source
 from crm.models.message import Message
 from crm.models.prospect import Consent, Prospect
@@ -19,6 +20,7 @@ __all__ = [
     "FollowUp",
     "ImportBatch",
     "ImportRejection",
+    "InboundMessage",
     "Lab",
     "Message",
     "Prospect",

@@ -24,6 +24,9 @@ CANDIDATES_PER_TRY = 8
 ROUNDS_PER_PART = 5  # candidates taken by colleagues meanwhile: read the same part again
 # Confirmed, declined, disqualified, cancelled, waitlisted and finished: never served.
 CALLABLE_STATUSES = tuple(sorted(WAITING))
+# A message a person sent us is read whatever the registration's status (a confirmed person
+# asking where the lab is).
+ANY_STATUS_TASKS = ("to_read",)
 BUCKET_LABELS = {
     0: "Rappel demandé",
     1: "Tâche d'appel",
@@ -71,7 +74,7 @@ def _task_candidates(lab_id: int, priority: int, now: datetime, caller_id: int) 
             CallTask.status == "open",
             CallTask.priority == priority,
             CallTask.due_at <= now,
-            Registration.status.in_(CALLABLE_STATUSES),
+            sa.or_(Registration.status.in_(CALLABLE_STATUSES), CallTask.kind.in_(ANY_STATUS_TASKS)),
             *_callable(now, caller_id),
         )
         .order_by(CallTask.due_at, CallTask.id)
@@ -110,9 +113,12 @@ def _still_due(registration_id: int, task_id: int | None, now: datetime) -> sa.E
             CallTask.id == task_id,
             CallTask.status == "open",
             CallTask.due_at <= now,
-            sa.exists().where(
-                Registration.id == registration_id,
-                Registration.status.in_(CALLABLE_STATUSES),
+            sa.or_(
+                CallTask.kind.in_(ANY_STATUS_TASKS),
+                sa.exists().where(
+                    Registration.id == registration_id,
+                    Registration.status.in_(CALLABLE_STATUSES),
+                ),
             ),
         )
     return sa.exists().where(

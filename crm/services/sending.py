@@ -297,7 +297,7 @@ def _deliver(row: FollowUp) -> None:
         else:
             deliver_email(message)
     except SendError as error:
-        _on_error(row, error)
+        record_failure(row, error)
         return
     row.status, row.sent_at, row.reason = "sent", utcnow(), ""
     label = "SMS envoyé" if message.channel == "sms" else "E-mail envoyé"
@@ -307,8 +307,9 @@ def _deliver(row: FollowUp) -> None:
     db.session.commit()
 
 
-def _on_error(row: FollowUp, error: SendError) -> None:
-    """The effect of each kind of provider failure; the row was in `sending`."""
+def record_failure(row: FollowUp, error: SendError) -> None:
+    """The effect of each kind of provider failure (at send time the row is in `sending`;
+    from a delivery receipt it is `sent`); commits."""
     registration, now = row.registration, utcnow()
     message = db.session.get(Message, row.message_id) if row.message_id else None
     row.attempts += 1

@@ -27,6 +27,8 @@ KIND_LABELS = {
     "message.sent": "Message envoyé",
     "message.failed": "Message non envoyé",
     "message.received": "Message reçu",
+    "reply.received": "SMS reçu",
+    "followup.reviewed": "Envoi vérifié",
     "consent.changed": "Autorisation de contact",
 }
 
@@ -57,6 +59,9 @@ def _describe(event: Event) -> tuple[str, str]:
         title = f"Autorisation {channel} {verb}" + (f" ({how.lower()})" if how else "")
     elif event.kind == "followup.intent":
         title = "Relances : " + ", ".join(INTENT_LABELS.get(i, i) for i in data.get("intents", []))
+    elif event.kind == "reply.received":
+        # What the person wrote, then what the CRM did with it.
+        return f"{title} : « {data.get('body', '')} »", event.reason or ""
     return title, event.reason or ""
 
 

@@ -1,0 +1,74 @@
+"""What a person's answer does, whichever way it came (SMS reply, personal link, e-mail
+unsubscribe): one set of effects, so that "oui" by SMS and the "Je confirme" button agree.
+
+Every function changes the session only; the caller commits. A status the registration can
+no longer take (disqualified, already attended...) raises TransitionError: the caller decides
+whether a person reads it (SMS) or the page explains it (link).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from crm.extensions import db
+from crm.models import Prospect, Registration
+from crm.services import followups, prospects, registrations
+from crm.services.registrations import TransitionError
+
+VIA_LABELS = {
+    "sms": "réponse par SMS",
+    "link": "lien personnel",
+    "email": "désinscription depuis un e-mail",
+}
+CONSENT_METHODS = {"sms": "sms_keyword", "link": "signed_link", "email": "signed_link"}
+ALL_CHANNELS = ("sms", "email", "phone")
+
+__all__ = ["TransitionError", "confirm", "decline", "opt_in_sms", "opt_out"]
+
+
+def confirm(registration: Registration, via: str) -> bool:
+    """Confirm the registration (invitation stopped, reminders scheduled); False when it was
+    already confirmed (nothing changes)."""
+    if registration.status == "confirmed":
+        return False
+    registrations.change_status(registration, "confirmed", None, VIA_LABELS[via])
+    return True
+
+
+def decline(registration: Registration, via: str) -> bool:
+    """Decline (every follow-up of this registration cancelled); False when already declined."""
+    if registration.status == "declined":
+        return False
+    registrations.change_status(registration, "declined", None, VIA_LABELS[via])
+    return True
+
+
+def opt_out(prospect: Prospect, via: str, channels: tuple[str, ...], basis: str) -> bool:
+    """Withdraw the permissions for `channels` (consent ledger rows, from the person) and
+    cancel the automated messages that can no longer go; False when nothing changed."""
+    changed = False
+    for channel in channels:
+        consent = prospects.set_permission(
+            prospect, channel, False, CONSENT_METHODS[via], None, from_person=True, basis=basis
+        )
+        changed = changed or consent is not None
+    if changed and set(channels) >= {"sms", "email"}:
+        for registration in _registrations(prospect):
+            why = f"La personne ne veut plus être contactée ({VIA_LABELS[via]})."
+            for kind in ("invitation", "reminders", "thank_you"):
+                followups.cancel_open(registration, kind, why)
+    return changed
+
+
+def opt_in_sms(prospect: Prospect, basis: str) -> bool:
+    """START / UNSTOP: SMS allowed again, at the person's request."""
+    consent = prospects.set_permission(
+        prospect, "sms", True, "sms_keyword", None, from_person=True, basis=basis
+    )
+    return consent is not None
+
+
+def _registrations(prospect: Prospect) -> list[Registration]:
+    return list(
+        db.session.scalars(sa.select(Registration).where(Registration.prospect_id == prospect.id))
+    )

@@ -1,0 +1,72 @@
+"""Twilio delivery receipts (status callbacks): they arrive late, twice or out of order, so a
+message's status only moves forward (sent < delivered; failed and delivered are final), and a
+failure's error code has the same effects as at send time (crm.services.sending).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+
+from crm.extensions import db
+from crm.messaging.errors import error_for_code
+from crm.models import FollowUp, Message
+from crm.services import sending
+
+# Twilio's MessageStatus → our Message.status.
+TWILIO_STATUSES = {
+    "accepted": "sent",
+    "scheduled": "sent",
+    "queued": "sent",
+    "sending": "sent",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "failed",
+    "failed": "failed",
+    "canceled": "failed",
+}
+RANK = {"pending": 0, "sending": 1, "unknown": 1, "sent": 2, "delivered": 3, "failed": 3}
+
+
+def apply(params: Mapping[str, str]) -> str:
+    """Apply one receipt; returns what happened ("updated", "ignored" or "unknown message")."""
+    sid = params.get("MessageSid") or params.get("SmsSid") or ""
+    twilio_status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
+    target = TWILIO_STATUSES.get(twilio_status)
+    message = db.session.scalar(sa.select(Message).where(Message.provider_id == sid))
+    if message is None:
+        return "unknown message"
+    if target is None or RANK[target] <= RANK[message.status]:
+        return "ignored"  # a late or repeated receipt never moves the status backwards
+    code = _code(params.get("ErrorCode"))
+    values: dict[str, object] = {"status": target, "provider_status": twilio_status}
+    error = error_for_code(code) if target == "failed" else None
+    if error is not None:
+        values.update(error=str(error), error_code=code, error_kind=error.kind)
+    # Conditional on the status read above: of two receipts processed at once, one wins.
+    moved = db.session.execute(
+        sa.update(Message)
+        .where(Message.id == message.id, Message.status == message.status)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        return "ignored"
+    row = db.session.scalar(sa.select(FollowUp).where(FollowUp.message_id == message.id))
+    if row is not None and row.status == "sent":
+        if target == "delivered":
+            row.status = "delivered"
+        elif error is not None:
+            sending.record_failure(row, error)  # same effects as at send time; commits
+    db.session.commit()
+    return "updated"
+
+
+def _code(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,215 @@
+"""Inbound SMS: stored raw first, then understood and acted on.
+
+`store` inserts the message and commits before anything else, unique on MessageSid: a
+message Twilio posts again is processed once (the second post finds the row and stops).
+`process` matches the sender by normalised phone, reads the answer
+(crm.services.reply_parser), applies it through crm.services.answers and returns the short
+polite reply to send back (None: no reply). A reply that is not understood, ambiguous, or
+that cannot apply becomes a "to read" task for the callers and changes nothing by itself;
+a processing failure leaves the raw row `received`, listed for a manager.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from crm.extensions import db
+from crm.models import CallTask, Event, FollowUp, InboundMessage, Lab, Prospect, Registration
+from crm.services import answers, registrations, sequences
+from crm.services.normalise import normalise_phone
+from crm.services.reply_parser import Reply, understand
+from crm.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+# A reply can answer an invitation (pending) or a reminder (confirmed).
+ANSWERABLE = registrations.PENDING | {"confirmed"}
+SIGNATURE = "L'équipe Open Lab"
+TEXTS = {
+    "confirmed": 'Merci {prenom} ! Votre venue au lab "{lab}" le {date} est confirmée. '
+    "Adresse : {lieu}. " + SIGNATURE,
+    "already_confirmed": 'C\'est noté, votre venue au lab "{lab}" le {date} est bien '
+    "confirmée. " + SIGNATURE,
+    "declined": "C'est noté, merci de nous avoir prévenus. Nous ne vous relancerons pas pour "
+    'le lab "{lab}". ' + SIGNATURE,
+    "opted_out": "Vous ne recevrez plus de SMS de l'équipe Open Lab. Pour les recevoir à "
+    "nouveau, répondez START.",
+    "opted_in": "C'est noté : vous recevrez de nouveau les SMS de l'équipe Open Lab. Pour "
+    "arrêter, répondez STOP.",
+    "help": "L'équipe Open Lab vous invite à des ateliers pour améliorer un service public. "
+    "Répondez OUI pour confirmer votre venue, NON si vous ne pouvez pas venir, STOP pour ne "
+    "plus recevoir de SMS.",
+}
+
+
+def store(params: Mapping[str, str]) -> InboundMessage | None:
+    """Insert the raw message and commit; None when this MessageSid is already stored."""
+    sid = (params.get("MessageSid") or params.get("SmsSid") or "").strip()
+    if not sid:
+        raise ValueError("MessageSid manquant")
+    sender = params.get("From", "")
+    row = InboundMessage(
+        message_sid=sid[:64],
+        from_number=sender[:40],
+        from_e164=normalise_phone(sender),
+        to_number=params.get("To", "")[:40],
+        body=params.get("Body", ""),
+        params=dict(params),
+    )
+    db.session.add(row)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return None
+    return row
+
+
+def process(inbound: InboundMessage) -> str | None:
+    """Understand and apply the message (commits); the reply text, or None."""
+    try:
+        reply = _apply(inbound)
+        db.session.commit()
+    except Exception:
+        # The raw message is kept (`received`): a manager sees it in the replies list.
+        log.exception("inbound SMS %s could not be processed", inbound.message_sid)
+        db.session.rollback()
+        return None
+    return reply
+
+
+@dataclass(frozen=True)
+class Target:
+    registration: Registration | None
+    why: str = ""  # set when the reply cannot be applied to `registration` by itself
+
+
+def target_registration(prospect: Prospect, now: datetime) -> Target:
+    """The registration a yes/no answers: the person's only one waiting for an answer, or the
+    one most recently messaged by SMS; ambiguous otherwise."""
+    waiting = list(
+        db.session.scalars(
+            sa.select(Registration)
+            .join(Lab, Lab.id == Registration.lab_id)
+            .where(
+                Registration.prospect_id == prospect.id,
+                Registration.status.in_(ANSWERABLE),
+                Lab.ends_at > now,
+            )
+            .order_by(Lab.starts_at)
+        )
+    )
+    if not waiting:
+        return Target(None, "Aucune inscription en attente de réponse.")
+    if len(waiting) == 1:
+        return Target(waiting[0])
+    last_sent = dict(
+        db.session.execute(
+            sa.select(FollowUp.registration_id, sa.func.max(FollowUp.sent_at))
+            .where(
+                FollowUp.registration_id.in_([r.id for r in waiting]),
+                FollowUp.message_id.is_not(None),
+                FollowUp.sent_at.is_not(None),
+            )
+            .group_by(FollowUp.registration_id)
+        ).all()
+    )
+    never = datetime.min.replace(tzinfo=now.tzinfo)
+    ranked = sorted(waiting, key=lambda r: last_sent.get(r.id) or never, reverse=True)
+    first, second = ranked[0], ranked[1]
+    if first.id not in last_sent or last_sent.get(first.id) == last_sent.get(second.id):
+        return Target(first, "Plusieurs open labs attendent une réponse : lequel ?")
+    return Target(first)
+
+
+def _apply(inbound: InboundMessage) -> str | None:
+    prospect = None
+    if inbound.from_e164:
+        prospect = db.session.scalar(sa.select(Prospect).where(Prospect.phone == inbound.from_e164))
+    answer = understand(inbound.body)
+    inbound.understood = answer.value
+    if prospect is None:
+        inbound.outcome, inbound.note = "unknown_sender", "Aucune personne avec ce numéro."
+        return None
+    inbound.prospect_id = prospect.id
+    if answer is Reply.OPT_OUT:
+        changed = answers.opt_out(prospect, "sms", ("sms",), basis=inbound.body[:200])
+        return _applied(inbound, "SMS refusés (STOP).", TEXTS["opted_out"] if changed else None)
+    if answer is Reply.OPT_IN:
+        answers.opt_in_sms(prospect, basis=inbound.body[:200])
+        return _applied(inbound, "SMS acceptés de nouveau (START).", TEXTS["opted_in"])
+    if answer is Reply.HELP:
+        return _applied(inbound, "Aide envoyée.", TEXTS["help"])
+    target = target_registration(prospect, utcnow())
+    registration = target.registration
+    if registration is not None:
+        inbound.registration_id = registration.id
+    if answer is Reply.UNKNOWN or target.why or registration is None:
+        _to_read(inbound, registration, target.why or "Réponse à lire.")
+        return None
+    fields = sequences.fields_for(registration, prospect, registration.lab)
+    try:
+        if answer is Reply.CONFIRM:
+            changed = answers.confirm(registration, "sms")
+            text = TEXTS["confirmed" if changed else "already_confirmed"]
+            note = "Venue confirmée." if changed else "Déjà confirmée."
+        else:
+            answers.decline(registration, "sms")
+            text, note = TEXTS["declined"], "Invitation déclinée."
+    except registrations.TransitionError as exc:
+        _to_read(inbound, registration, str(exc))
+        return None
+    return _applied(inbound, note, sequences.render(text, fields), registration)
+
+
+def _applied(
+    inbound: InboundMessage,
+    note: str,
+    reply: str | None,
+    registration: Registration | None = None,
+) -> str | None:
+    inbound.outcome, inbound.note = "applied", note
+    _event(inbound, note, registration)
+    return reply
+
+
+def _to_read(inbound: InboundMessage, registration: Registration | None, why: str) -> None:
+    """A person reads it: a task in the callers' queue when we know which lab, else the
+    managers' list of replies."""
+    inbound.outcome, inbound.note = "to_read", why
+    if registration is not None:
+        db.session.add(
+            CallTask(
+                registration_id=registration.id,
+                lab_id=registration.lab_id,
+                prospect_id=registration.prospect_id,
+                kind="to_read",
+                priority=1,
+                due_at=utcnow(),
+                note=f"SMS reçu : « {inbound.body[:500]} » ({why})",
+            )
+        )
+    _event(inbound, why, registration)
+
+
+def _event(inbound: InboundMessage, note: str, registration: Registration | None) -> None:
+    db.session.add(
+        Event(
+            kind="reply.received",
+            prospect_id=inbound.prospect_id,
+            lab_id=registration.lab_id if registration else None,
+            registration_id=inbound.registration_id,
+            reason=note,
+            data={
+                "inbound_id": inbound.id,
+                "body": inbound.body[:500],
+                "understood": inbound.understood,
+            },
+        )
+    )
