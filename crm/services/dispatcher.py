@@ -20,6 +20,7 @@ from rq.job import Job
 from crm.extensions import db
 from crm.models import FollowUp, Lab, Registration
 from crm.redis_conn import get_redis
+from crm.services import sending
 from crm.timeutil import utcnow
 
 HEARTBEAT_KEY = "crm:dispatcher:last_run"
@@ -83,13 +84,20 @@ def enqueue(followup_id: int) -> bool:
     """One send job for the row; False when a job with its id already exists."""
     from workers.queues import MESSAGES, get_queue
 
-    try:
-        get_queue(MESSAGES).enqueue(
-            SEND_JOB, followup_id, job_id=job_id(followup_id), unique=True, result_ttl=600
-        )
-    except DuplicateJobError:
-        return False
-    return True
+    queue = get_queue(MESSAGES)
+    for _ in range(2):
+        try:
+            queue.enqueue(
+                SEND_JOB, followup_id, job_id=job_id(followup_id), unique=True, result_ttl=600
+            )
+        except DuplicateJobError:
+            # A finished job keeps its id for result_ttl: a row due again (a retry) must not
+            # wait for it to expire. A live job is left alone: it will do the work.
+            if _job_alive(followup_id):
+                return False
+            continue
+        return True
+    return False
 
 
 def requeue_stuck(now: datetime) -> int:
@@ -120,14 +128,26 @@ def requeue_stuck(now: datetime) -> int:
 def abandon_sending(now: datetime) -> int:
     """Rows left in `sending` (a worker died, or failed before recording the answer) go to
     review as `unknown`: they may have been sent, so they are never sent again."""
-    result = db.session.execute(
-        sa.update(FollowUp)
-        .where(FollowUp.status == "sending", FollowUp.updated_at < now - STUCK_AFTER)
-        .values(status="unknown", reason="Envoi interrompu : à vérifier.", updated_at=now)
-        .execution_options(synchronize_session=False)
+    stuck = list(
+        db.session.scalars(
+            sa.select(FollowUp)
+            .where(FollowUp.status == "sending", FollowUp.updated_at < now - STUCK_AFTER)
+            .limit(BATCH_SIZE)
+        )
     )
-    db.session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    moved = 0
+    for row in stuck:
+        result = db.session.execute(
+            sa.update(FollowUp)
+            .where(FollowUp.id == row.id, FollowUp.status == "sending")
+            .values(status="unknown", reason=sending.INTERRUPTED_REASON, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            sending.record_interrupted(row)
+            moved += 1
+        db.session.commit()
+    return moved
 
 
 def _job_alive(followup_id: int) -> bool:

@@ -91,13 +91,13 @@ def on_registration_created(registration: Registration) -> None:
 
 
 def step_due(step: SequenceStep, trigger: datetime) -> datetime:
-    """trigger + offset, or that day's local `day_time` when the step has one (aware UTC)."""
-    moment = trigger + timedelta(minutes=step.offset_minutes)
-    if step.day_time is None:
-        return moment
-    local = moment.astimezone(local_zone())
-    wall = datetime.combine(local.date(), step.day_time, tzinfo=local_zone())
-    return wall.astimezone(trigger.tzinfo)
+    """trigger + offset, or that day's local `day_time` when the step has one (aware UTC).
+    The offset is added to the local wall clock: "+5 days" after Thursday 19:30 is Tuesday
+    19:30 in Paris, even across a daylight-saving change."""
+    local = trigger.astimezone(local_zone()) + timedelta(minutes=step.offset_minutes)
+    if step.day_time is not None:
+        local = datetime.combine(local.date(), step.day_time, tzinfo=local_zone())
+    return local.astimezone(trigger.tzinfo)
 
 
 def _existing_positions(registration_id: int, kind: str) -> set[int]:

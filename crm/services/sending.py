@@ -29,7 +29,7 @@ from crm.services import prospects, registrations, sequences
 from crm.services.window import Window, is_open, next_opening, send_window
 from crm.timeutil import utcnow
 
-MAX_ATTEMPTS = 3
+MAX_RETRIES = 3  # "retry later" errors: at most 3 more attempts after the first
 BACKOFF_MINUTES = 5  # then 20, 80 (×4 each time)
 WAITING = {
     "invitation": registrations.WAITING,
@@ -45,6 +45,7 @@ STATUS_REFUSALS = {
 CHANNEL_FIELDS = {"sms": ("allow_sms", "phone"), "email": ("allow_email", "email")}
 CHANNEL_TEXTS = {"sms": "les SMS", "email": "les e-mails", "call": "les appels"}
 PAUSED_REASON = "Envois suspendus pour cet open lab."
+INTERRUPTED_REASON = "Envoi interrompu : à vérifier."
 BLOCKED_REASON = "L'opérateur refuse les SMS vers ce numéro : appel uniquement."
 
 
@@ -200,7 +201,9 @@ def send(followup_id: int) -> str:
     if row is None:
         return "absent"
     if row.status == "sending":
-        _move(row, "sending", status="unknown", reason="Envoi interrompu : à vérifier.")
+        if _move(row, "sending", status="unknown", reason=INTERRUPTED_REASON):
+            record_interrupted(row)
+            db.session.commit()
         return row.status
     if row.status != "queued":
         return row.status
@@ -251,6 +254,7 @@ def _prepare(row: FollowUp) -> Message:
         str(prospect.email),
         subject,
         body,
+        sequences.email_html(body),
         unsubscribe_url=fields["lien"],
         prospect_id=prospect.id,
     )
@@ -287,7 +291,9 @@ def _deliver(row: FollowUp) -> None:
         message = _prepare(row)
     except sequences.TemplateError as exc:
         db.session.rollback()
-        _move(row, "queued", status="failed", reason=str(exc))
+        if _move(row, "queued", status="failed", reason=str(exc)):
+            _event(row, "message.failed", f"Modèle de message invalide : {exc}", None)
+            db.session.commit()
         return
     if not _move(row, "queued", status="sending", message_id=message.id):
         return  # another job took the row; the rollback dropped our Message
@@ -315,7 +321,7 @@ def record_failure(row: FollowUp, error: SendError) -> None:
     row.attempts += 1
     if error.maybe_sent:
         row.status, row.reason = "unknown", f"Envoi peut-être effectué : {error}"
-    elif error.kind in errors.RETRYABLE_KINDS and row.attempts < MAX_ATTEMPTS:
+    elif error.kind in errors.RETRYABLE_KINDS and row.attempts <= MAX_RETRIES:
         row.status, row.reason = "scheduled", f"Nouvel essai prévu : {error}"
         window = send_window(registration.lab)
         row.due_at, row.queued_at = retry_at(now, row.attempts, window), None
@@ -338,6 +344,11 @@ def _failure_effects(registration: Registration, error: SendError) -> None:
         prospect.sms_blocked_at = utcnow()
     if error.kind in (errors.INVALID_NUMBER, errors.BLOCKED):
         db.session.add(_task(registration, "failed_sms", str(error)))
+
+
+def record_interrupted(row: FollowUp) -> None:
+    """The timeline line of a send left in doubt (the row is already `unknown`)."""
+    _event(row, "message.failed", INTERRUPTED_REASON, None)
 
 
 def _event(row: FollowUp, kind: str, reason: str, message: Message | None) -> None:

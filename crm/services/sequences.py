@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import time
+from html import escape
 
 import sqlalchemy as sa
 from flask import current_app
@@ -181,3 +182,15 @@ def render(template: str, fields: dict[str, str]) -> str:
         return fields[name]
 
     return _PLACEHOLDER.sub(substitute, template)
+
+
+def email_html(text: str) -> str:
+    """The HTML part of an e-mail from its rendered text: escaped paragraphs, every link
+    clickable (the personal link among them). No markup from the template gets through."""
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        html = escape(block).replace("\n", "<br>\n")
+        html = re.sub(r"(https?://[^\s<]+)", r'<a href="\1">\1</a>', html)
+        paragraphs.append(f"<p>{html}</p>")
+    body = "\n".join(paragraphs)
+    return f'<!doctype html>\n<html lang="fr"><body>\n{body}\n</body></html>\n'
