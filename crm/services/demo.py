@@ -96,7 +96,8 @@ def seed_demo(prospect_count: int = 60, seed: int = 2026) -> dict[str, str]:
     db.session.add_all(sources)
     start_day = (utcnow() + timedelta(days=24)).date()
     lab = Lab(
-        title="Open lab n°1 : prendre rendez-vous en préfecture",
+        # No "n°" in the title: "°" is not GSM-7 and would make every SMS cost twice as much.
+        title="Prendre rendez-vous en préfecture (lab 1)",
         problem=(
             "Les usagers peinent à obtenir un rendez-vous en préfecture pour leur titre de "
             "séjour. Nous construisons avec les agents d'accueil un service de prise de "

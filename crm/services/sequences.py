@@ -119,7 +119,9 @@ def sequence_for(kind: str, lab_id: int | None) -> Sequence:
         raise ValueError(f"unknown sequence kind {kind!r}")
     if lab_id is not None:
         own = db.session.scalar(
-            sa.select(Sequence).where(Sequence.lab_id == lab_id, Sequence.kind == kind)
+            sa.select(Sequence)
+            .where(Sequence.lab_id == lab_id, Sequence.kind == kind)
+            .order_by(Sequence.id)  # two copies made at once on SQLite: always the same one
         )
         if own is not None:
             return own
