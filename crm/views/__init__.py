@@ -61,6 +61,7 @@ def nav_items(user: User) -> list[tuple[str, str]]:
         items.append(("sources.index", "Sources"))
         items.append(("imports.new", "Importer"))
         items.append(("outbox.index", "Messages envoyés"))
+        items.append(("replies.index", "Réponses SMS"))
     return items
 
 
@@ -74,14 +75,18 @@ def register_views(app: Flask) -> None:
         imports,
         lab_sending,
         labs,
+        links,
         main,
         outbox,
         prospects,
+        replies,
+        sequences,
         sources,
+        webhooks,
     )
 
-    modules = (assets, auth, calls, health, main, outbox, labs, lab_sending, prospects, sources)
-    for module in (*modules, imports):
+    modules = (assets, auth, calls, health, main, outbox, labs, lab_sending, sequences)
+    for module in (*modules, prospects, replies, sources, imports, webhooks, links):
         app.register_blueprint(module.bp)
     errors.register(app)
     app.before_request(lambda: _require_login(app))

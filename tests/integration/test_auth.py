@@ -7,7 +7,23 @@ import pytest
 from tests.conftest import PASSWORD, csrf_token, login
 
 # Endpoints reachable without logging in. Anything else must send an anonymous visitor to login.
-PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "assets.dsfr", "assets.favicon", "static"}
+PUBLIC_ENDPOINTS = {
+    "auth.login",
+    "health.healthz",
+    "assets.dsfr",
+    "assets.favicon",
+    "static",
+    # Twilio has no session: the X-Twilio-Signature check guards these two.
+    "webhooks.inbound_sms",
+    "webhooks.delivery_status",
+    # The personal link pages: the signed token is the key.
+    "links.show",
+    "links.calendar",
+    "links.confirm",
+    "links.decline",
+    "links.stop",
+    "links.one_click_unsubscribe",
+}
 
 
 def test_every_page_requires_login_except_the_public_ones(app, client):

@@ -199,7 +199,9 @@ def test_twilio_validity_period_can_be_shortened_per_message(
 ) -> None:
     send_sms(TO, "Ce matin", validity_seconds=3600)
     assert sms_via_twilio.requests[0].form["ValidityPeriod"] == "3600"
-    assert "StatusCallback" not in sms_via_twilio.requests[0].form
+    # Receipts always come back to the public status webhook.
+    callback = sms_via_twilio.requests[0].form["StatusCallback"]
+    assert callback == app_ctx.config["PUBLIC_BASE_URL"].rstrip("/") + "/webhooks/twilio/status"
     with pytest.raises(ValueError):
         send_sms(TO, "Trop long", validity_seconds=40_000)
 
