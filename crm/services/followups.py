@@ -185,8 +185,7 @@ def start_thank_you(registration: Registration, now: datetime | None = None) -> 
 
 def _add(registration: Registration, step: SequenceStep, due: datetime) -> FollowUp:
     row = FollowUp(registration_id=registration.id, step_id=step.id, due_at=due)
-    db.session.add(row)
-    db.session.flush()
+    db.session.add(row)  # flushed with the others: one multi-row INSERT
     return row
 
 

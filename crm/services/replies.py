@@ -74,7 +74,9 @@ def store(params: Mapping[str, str]) -> InboundMessage | None:
 def process(inbound: InboundMessage) -> str | None:
     """Understand and apply the message (commits); the reply text, or None."""
     try:
-        reply = _apply(inbound)
+        # One write per row at commit (the inbound row is filled in as the answer is read).
+        with db.session.no_autoflush:
+            reply = _apply(inbound)
         db.session.commit()
     except Exception:
         # The raw message is kept (`received`): a manager sees it in the replies list.
