@@ -218,3 +218,26 @@ def leased_by_other(prospect: Prospect, caller: User, now: datetime | None = Non
         and prospect.leased_until is not None
         and prospect.leased_until >= now
     )
+
+
+def add_task(
+    registration: Registration,
+    kind: str,
+    note: str = "",
+    due_at: datetime | None = None,
+    created_by: User | None = None,
+) -> CallTask:
+    """A task in the callers' queue for this registration (the caller commits); callbacks
+    are served before every other task."""
+    task = CallTask(
+        registration_id=registration.id,
+        lab_id=registration.lab_id,
+        prospect_id=registration.prospect_id,
+        kind=kind,
+        priority=0 if kind == "callback" else 1,
+        due_at=due_at or utcnow(),
+        note=note,
+        created_by_id=created_by.id if created_by else None,
+    )
+    db.session.add(task)
+    return task

@@ -208,17 +208,8 @@ def _apply(registration: Registration, caller: User, data: Outcome, now: datetim
     elif data.outcome == "callback" and data.callback_at:
         # The callback task serves the person first; this only catches a forgotten task.
         registration.next_call_at = data.callback_at + timedelta(days=1)
-        db.session.add(
-            CallTask(
-                registration_id=registration.id,
-                lab_id=registration.lab_id,
-                prospect_id=registration.prospect_id,
-                kind="callback",
-                priority=0,
-                due_at=data.callback_at,
-                note=data.notes.strip(),
-                created_by_id=caller.id,
-            )
+        call_queue.add_task(
+            registration, "callback", data.notes.strip(), data.callback_at, created_by=caller
         )
     elif data.outcome == "wrong_number":
         prospect = registration.prospect

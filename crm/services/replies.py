@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from crm.extensions import db
-from crm.models import CallTask, Event, FollowUp, InboundMessage, Lab, Prospect, Registration
-from crm.services import answers, registrations, sequences
+from crm.models import Event, FollowUp, InboundMessage, Lab, Prospect, Registration
+from crm.services import answers, call_queue, registrations, sequences
 from crm.services.normalise import normalise_phone
 from crm.services.reply_parser import Reply, understand
 from crm.timeutil import utcnow
@@ -186,17 +186,8 @@ def _to_read(inbound: InboundMessage, registration: Registration | None, why: st
     managers' list of replies."""
     inbound.outcome, inbound.note = "to_read", why
     if registration is not None:
-        db.session.add(
-            CallTask(
-                registration_id=registration.id,
-                lab_id=registration.lab_id,
-                prospect_id=registration.prospect_id,
-                kind="to_read",
-                priority=1,
-                due_at=utcnow(),
-                note=f"SMS reçu : « {inbound.body[:500]} » ({why})",
-            )
-        )
+        note = f"SMS reçu : « {inbound.body[:500]} » ({why})"
+        call_queue.add_task(registration, "to_read", note)
     _event(inbound, why, registration)
 
 

@@ -22,10 +22,10 @@ from crm.messaging import errors
 from crm.messaging.email import deliver_email, prepare_email
 from crm.messaging.errors import SendError
 from crm.messaging.sms import current_sender, deliver_sms, prepare_sms
-from crm.models import CallTask, Event, FollowUp, Message, Registration, SequenceStep
+from crm.models import Event, FollowUp, Message, Registration, SequenceStep
 from crm.models.followup import SEQUENCE_KIND_LABELS
 from crm.redis_conn import get_redis
-from crm.services import prospects, registrations, sequences
+from crm.services import call_queue, prospects, registrations, sequences
 from crm.services.window import Window, is_open, next_opening, send_window
 from crm.timeutil import utcnow
 
@@ -225,21 +225,8 @@ def send(followup_id: int) -> str:
 
 
 def _call_task(row: FollowUp, now: datetime) -> None:
-    registration = row.registration
-    db.session.add(_task(registration, "followup_call", row.step.body))
+    call_queue.add_task(row.registration, "followup_call", row.step.body)
     _move(row, "queued", status="sent", sent_at=now, reason="Tâche d'appel créée.")
-
-
-def _task(registration: Registration, kind: str, note: str) -> CallTask:
-    return CallTask(
-        registration_id=registration.id,
-        lab_id=registration.lab_id,
-        prospect_id=registration.prospect_id,
-        kind=kind,
-        priority=1,
-        due_at=utcnow(),
-        note=note,
-    )
 
 
 def _prepare(row: FollowUp) -> Message:
@@ -343,7 +330,7 @@ def _failure_effects(registration: Registration, error: SendError) -> None:
     if error.kind == errors.BLOCKED:
         prospect.sms_blocked_at = utcnow()
     if error.kind in (errors.INVALID_NUMBER, errors.BLOCKED):
-        db.session.add(_task(registration, "failed_sms", str(error)))
+        call_queue.add_task(registration, "failed_sms", str(error))
 
 
 def record_interrupted(row: FollowUp) -> None:
