@@ -18,6 +18,8 @@ from crm.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 from workers.queues import QUEUE_NAMES
 
 BIN = Path(sys.executable).parent
+# The app is built once per worker and jobs run in that process (docs/benchmarks.md).
+WORKER_CLASS = "workers.worker.AppSimpleWorker"
 
 
 def _env(instance_dir: Path) -> dict[str, str]:
@@ -35,6 +37,7 @@ def _commands(env: dict[str, str]) -> dict[str, list[str]]:
         "worker": [
             str(BIN / "rq"),
             "worker",
+            f"--worker-class={WORKER_CLASS}",
             "--with-scheduler",
             "--url",
             env["REDIS_URL"],

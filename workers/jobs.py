@@ -39,3 +39,7 @@ def run_import(import_id: int) -> dict[str, Any] | None:
     with worker_app().app_context():
         batch = imports.run(import_id)
         return None if batch is None else batch.progress()
+
+
+def noop() -> None:
+    """Does nothing: bench/followups_bench.py measures RQ's own cost per job with it."""
