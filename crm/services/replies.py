@@ -18,6 +18,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from crm.extensions import db
 from crm.models import Event, FollowUp, InboundMessage, Lab, Prospect, Registration
@@ -73,17 +74,26 @@ def store(params: Mapping[str, str]) -> InboundMessage | None:
 
 def process(inbound: InboundMessage) -> str | None:
     """Understand and apply the message (commits); the reply text, or None."""
-    try:
-        # One write per row at commit (the inbound row is filled in as the answer is read).
-        with db.session.no_autoflush:
-            reply = _apply(inbound)
-        db.session.commit()
-    except Exception:
-        # The raw message is kept (`received`): a manager sees it in the replies list.
-        log.exception("inbound SMS %s could not be processed", inbound.message_sid)
-        db.session.rollback()
-        return None
-    return reply
+    sid = inbound.message_sid
+    for attempt in (1, 2):
+        try:
+            # One write per row at commit (the inbound row is filled in as the answer is read).
+            with db.session.no_autoflush:
+                reply = _apply(inbound)
+            db.session.commit()
+            return reply
+        except StaleDataError:
+            # Two messages of one person processed at once changed the same registration:
+            # the other one won; read the new state and apply this one after it.
+            db.session.rollback()
+            if attempt == 2:
+                log.warning("inbound SMS %s: registration changed twice meanwhile", sid)
+        except Exception:
+            db.session.rollback()
+            log.exception("inbound SMS %s could not be processed", sid)
+            break
+    # The raw message is kept (`received`): a manager sees it in the replies list.
+    return None
 
 
 @dataclass(frozen=True)

@@ -456,3 +456,31 @@ def test_the_simulated_phone_does_not_exist_with_twilio(world, app, monkeypatch)
     client = app.test_client()
     assert login(client, "alice@test.fr", "x" * 12).status_code == 302
     assert client.get(f"/prospects/{reg.prospect_id}/telephone-simule").status_code == 404
+
+
+def test_a_registration_changed_meanwhile_is_read_again_and_the_reply_applied(
+    world, signed, monkeypatch
+):
+    """Two messages of one person processed at once: the second sees a newer version of the
+    registration (StaleDataError) and is applied again on the fresh state, not lost."""
+    reg = person(world, allow_sms=True)
+    original = answers.confirm
+    calls = []
+
+    def confirm_after_a_concurrent_change(registration, via):
+        calls.append(via)
+        if len(calls) == 1:  # another process bumps the row between our read and our write
+            with db.engine.begin() as other:
+                other.execute(
+                    sa.text("UPDATE registrations SET version = version + 1 WHERE id = :id"),
+                    {"id": registration.id},
+                )
+        return original(registration, via)
+
+    monkeypatch.setattr(answers, "confirm", confirm_after_a_concurrent_change)
+    body = sms(signed, reg.prospect.phone, "oui").get_data(as_text=True)
+    assert len(calls) == 2
+    assert "confirmée" in body
+    db.session.refresh(reg)
+    assert reg.status == "confirmed"
+    assert db.session.scalar(sa.select(InboundMessage.outcome)) == "applied"
