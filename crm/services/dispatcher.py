@@ -111,8 +111,9 @@ def requeue_stuck(now: datetime) -> int:
         )
     )
     requeued = 0
+    alive = _jobs_alive(ids)
     for followup_id in ids:
-        if _job_alive(followup_id):
+        if alive[followup_id]:
             continue
         db.session.execute(
             sa.update(FollowUp)
@@ -148,6 +149,18 @@ def abandon_sending(now: datetime) -> int:
             moved += 1
         db.session.commit()
     return moved
+
+
+def _jobs_alive(followup_ids: list[int]) -> dict[int, bool]:
+    """`_job_alive` for many rows in one Redis round trip (a pass may look at 500 rows)."""
+    jobs = Job.fetch_many([job_id(i) for i in followup_ids], connection=get_redis())
+    alive = {}
+    for followup_id, job in zip(followup_ids, jobs, strict=True):
+        live = job is not None and job.get_status(refresh=False) in LIVE_JOB_STATUSES
+        if job is not None and not live:
+            job.delete()  # a dead job's key would block enqueueing the row again
+        alive[followup_id] = live
+    return alive
 
 
 def _job_alive(followup_id: int) -> bool:
