@@ -19,6 +19,7 @@ window again at send time (crm.services.sending).
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -151,7 +152,7 @@ def start_reminders(registration: Registration, now: datetime) -> list[FollowUp]
     existing = _existing_positions(registration.id, "reminders")
     starts_at = registration.lab.starts_at
     window = send_window(registration.lab)
-    created = []
+    created: list[tuple[SequenceStep, FollowUp]] = []
     for step in live_steps(sequence):
         if step.position in existing:
             continue
@@ -161,8 +162,22 @@ def start_reminders(registration: Registration, now: datetime) -> list[FollowUp]
             row.status, row.reason = "skipped", "Le rappel arriverait après le début du lab."
         elif due < now:
             row.status, row.reason = "skipped", "La date de ce rappel est déjà passée."
-        created.append(row)
-    return created
+        created.append((step, row))
+    _one_reminder_a_day(created)
+    return [row for _, row in created]
+
+
+def _one_reminder_a_day(planned: list[tuple[SequenceStep, FollowUp]]) -> None:
+    """Two reminders of one channel moved onto the same day by the send window (a Monday lab:
+    "2 days before" falls on Saturday and moves to Monday, the morning of the lab): only the
+    later step goes, it is the one written for that moment."""
+    live = [(step, row) for step, row in planned if row.status in (None, "scheduled")]
+    live.sort(key=lambda pair: pair[0].position)
+    for (step, row), (next_step, next_row) in itertools.pairwise(live):
+        day, next_day = (r.due_at.astimezone(local_zone()).date() for r in (row, next_row))
+        if day == next_day and step.channel == next_step.channel:
+            row.status = "skipped"
+            row.reason = "Un autre rappel part le même jour : celui-ci n'est pas envoyé."
 
 
 def start_thank_you(registration: Registration, now: datetime | None = None) -> list[FollowUp]:

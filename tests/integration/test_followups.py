@@ -450,3 +450,30 @@ def test_a_declined_call_on_a_confirmed_person_cancels_the_reminders(world):
     followups.on_registration_change(reg, calls.INTENTS["declined"], None, "appel : declined")
     db.session.commit()
     assert {r.status for r in rows(reg, "reminders")} <= {"cancelled", "skipped"}
+
+
+def test_a_monday_lab_gets_one_reminder_sms_on_its_morning_not_two(world):
+    """ "2 days before" a Monday lab is a Saturday: it moves to Monday 10:00, where the
+    morning-of-the-lab SMS already goes; only that one is sent."""
+    from datetime import datetime, time
+
+    from crm.services.window import is_holiday
+    from crm.timeutil import local_zone
+
+    day = (utcnow() + timedelta(days=30)).astimezone(local_zone()).date()
+    while day.weekday() != 0 or is_holiday(day):
+        day += timedelta(days=1)
+    lab = world["lab"]
+    lab.starts_at = datetime.combine(day, time(14, 0), tzinfo=local_zone())
+    lab.ends_at = lab.starts_at + timedelta(hours=4)
+    reg = reachable(world, status="confirmed")
+    followups.start_reminders(reg, utcnow())
+    db.session.commit()
+    sms = [r for r in rows(reg, "reminders") if r.step.channel == "sms"]
+    assert [r.status for r in sms] == ["skipped", "scheduled"]
+    assert "même jour" in sms[0].reason
+    assert sms[1].due_at.astimezone(local_zone()) == datetime.combine(
+        day, time(10, 0), tzinfo=local_zone()
+    )
+    (email,) = [r for r in rows(reg, "reminders") if r.step.channel == "email"]
+    assert email.status == "scheduled"
