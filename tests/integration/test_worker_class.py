@@ -95,8 +95,7 @@ def test_jobs_run_in_the_app_built_before_them(
 
 def test_a_forked_child_leaves_the_parents_connections_alone(app: Flask) -> None:
     """The parent has an open connection in its pool; the forked child drops it unclosed,
-    works on its own connection and closes it; the parent's connection is the same one and
-    still answers (pool_pre_ping would otherwise have replaced a connection the child cut)."""
+    works on its own connection and closes it; the parent's connection still answers."""
     with app.app_context():
         raw = db.engine.raw_connection()
         driver = raw.driver_connection
@@ -114,12 +113,9 @@ def test_a_forked_child_leaves_the_parents_connections_alone(app: Flask) -> None
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    with app.app_context():
-        raw = db.engine.raw_connection()
-        try:
-            assert raw.driver_connection is driver
-            cursor = raw.cursor()
-            cursor.execute("SELECT 3")
-            assert cursor.fetchone()[0] == 3
-        finally:
-            raw.close()
+    # The parent's own connection (still in its pool; which one the pool hands out next
+    # depends on what earlier tests left there) still answers: the child did not cut it.
+    try:
+        assert driver.execute("SELECT 3").fetchone()[0] == 3
+    finally:
+        driver.rollback()  # leave it idle, as the pool expects
