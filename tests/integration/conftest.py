@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
 from crm.extensions import db
 from crm.models import Lab, Source
 from crm.services.accounts import create_user
-from crm.timeutil import utcnow
+from crm.timeutil import local_zone, utcnow
+
+
+def lab_afternoon(days: int) -> datetime:
+    """14:00 Paris time in `days` days: labs happen in the daytime, so tests that schedule
+    the morning-of-the-lab reminder do not depend on the hour they run at."""
+    day = utcnow().astimezone(local_zone()).date() + timedelta(days=days)
+    return datetime.combine(day, time(14, 0), tzinfo=local_zone()).astimezone(UTC)
 
 
 @pytest.fixture
 def world(app_ctx):
     """A recruiting lab, a source and two callers."""
     source = Source(name="Annuaire")
-    now = utcnow()
+    starts = lab_afternoon(days=20)
     lab = Lab(
         title="Lab",
-        starts_at=now + timedelta(days=20),
-        ends_at=now + timedelta(days=20, hours=4),
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=4),
         status="recruiting",
     )
     db.session.add_all([source, lab])

@@ -40,6 +40,7 @@ from crm.services.registrations import register, transition
 from crm.services.window import is_holiday, is_open, send_window
 from crm.timeutil import to_local, utcnow
 from tests.factories import person
+from tests.integration.conftest import lab_afternoon
 from workers.queues import MESSAGES, get_queue
 
 if TYPE_CHECKING:
@@ -75,11 +76,11 @@ def fast_pace(app, monkeypatch):
 def world(app_ctx):
     """The shared `world` without its two callers (hashing their passwords is slow)."""
     source = Source(name="Annuaire")
-    now = utcnow()
+    starts = lab_afternoon(days=20)
     lab = Lab(
         title="Lab",
-        starts_at=now + timedelta(days=20),
-        ends_at=now + timedelta(days=20, hours=4),
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=4),
         status="recruiting",
     )
     db.session.add_all([source, lab])
