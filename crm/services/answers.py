@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm.extensions import db
-from crm.models import Prospect, Registration
+from crm.models import FollowUp, Prospect, Registration
 from crm.services import followups, prospects, registrations
 from crm.services.registrations import TransitionError
 
@@ -53,10 +52,12 @@ def opt_out(prospect: Prospect, via: str, channels: tuple[str, ...], basis: str)
         )
         changed = changed or consent is not None
     if changed and set(channels) >= {"sms", "email"}:
-        for registration in _registrations(prospect):
-            why = f"La personne ne veut plus être contactée ({VIA_LABELS[via]})."
-            for kind in ("invitation", "reminders", "thank_you"):
-                followups.cancel_open(registration, kind, why)
+        followups.cancel_open_where(
+            f"La personne ne veut plus être contactée ({VIA_LABELS[via]}).",
+            FollowUp.registration_id.in_(
+                sa.select(Registration.id).where(Registration.prospect_id == prospect.id)
+            ),
+        )
     return changed
 
 
@@ -66,9 +67,3 @@ def opt_in_sms(prospect: Prospect, basis: str) -> bool:
         prospect, "sms", True, "sms_keyword", None, from_person=True, basis=basis
     )
     return consent is not None
-
-
-def _registrations(prospect: Prospect) -> list[Registration]:
-    return list(
-        db.session.scalars(sa.select(Registration).where(Registration.prospect_id == prospect.id))
-    )

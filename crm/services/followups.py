@@ -158,13 +158,21 @@ def start_reminders(registration: Registration, now: datetime) -> list[FollowUp]
             continue
         due = next_opening(step_due(step, starts_at), window)
         row = _add(registration, step, due)
-        if due >= starts_at:
-            row.status, row.reason = "skipped", "Le rappel arriverait après le début du lab."
-        elif due < now:
-            row.status, row.reason = "skipped", "La date de ce rappel est déjà passée."
+        reason = reminder_refusal(due, starts_at, now)
+        if reason:
+            row.status, row.reason = "skipped", reason
         created.append((step, row))
     _one_reminder_a_day(created)
     return [row for _, row in created]
+
+
+def reminder_refusal(due: datetime, starts_at: datetime, now: datetime) -> str | None:
+    """Why a reminder due then is not worth sending, or None."""
+    if due >= starts_at:
+        return "Le rappel arriverait après le début du lab."
+    if due < now:
+        return "La date de ce rappel est déjà passée."
+    return None
 
 
 def _one_reminder_a_day(planned: list[tuple[SequenceStep, FollowUp]]) -> None:
@@ -211,13 +219,17 @@ def cancel_open(registration: Registration, kind: str, reason: str) -> int:
         .join(Sequence, Sequence.id == SequenceStep.sequence_id)
         .where(Sequence.kind == kind)
     )
+    return cancel_open_where(
+        reason, FollowUp.registration_id == registration.id, FollowUp.step_id.in_(step_ids)
+    )
+
+
+def cancel_open_where(reason: str, *conditions: sa.ColumnElement[bool]) -> int:
+    """Cancel the still-open rows (scheduled or queued: the send job only acts on `queued`
+    conditionally) matching `conditions`, with a reason; returns how many."""
     result = db.session.execute(
         sa.update(FollowUp)
-        .where(
-            FollowUp.registration_id == registration.id,
-            FollowUp.status.in_(OPEN_STATUSES),
-            FollowUp.step_id.in_(step_ids),
-        )
+        .where(FollowUp.status.in_(OPEN_STATUSES), *conditions)
         .values(status="cancelled", reason=reason, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )

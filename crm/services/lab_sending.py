@@ -14,6 +14,7 @@ from sqlalchemy.orm import contains_eager
 
 from crm.extensions import db
 from crm.models import Event, FollowUp, Lab, Prospect, Registration, Sequence, SequenceStep, User
+from crm.services import followups
 from crm.services.window import DAY_NAMES, Window, is_open, next_opening, send_window
 from crm.timeutil import utcnow
 
@@ -175,9 +176,10 @@ def _fit_schedule(lab: Lab, window: Window) -> int:
         if is_open(row.due_at, window):
             continue
         row.due_at = next_opening(row.due_at, window)
-        if row.step.sequence.kind == "reminders" and row.due_at >= lab.starts_at:
-            row.status = "skipped"
-            row.reason = "Avec la nouvelle fenêtre d'envoi, le rappel arriverait après le début."
+        if row.step.sequence.kind == "reminders":
+            reason = followups.reminder_refusal(row.due_at, lab.starts_at, utcnow())
+            if reason:
+                row.status, row.reason = "skipped", reason
         changed += 1
     return changed
 

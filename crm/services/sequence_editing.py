@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from crm.extensions import db
 from crm.messaging.encoding import sms_info
 from crm.models import Event, FollowUp, Lab, Prospect, Registration, Sequence, SequenceStep, User
-from crm.models.followup import OPEN_STATUSES, SEQUENCE_KIND_LABELS, STEP_CHANNELS
-from crm.services import sequences
+from crm.models.followup import SEQUENCE_KIND_LABELS, STEP_CHANNELS
+from crm.services import followups, sequences
 from crm.services.followups import live_steps
 from crm.services.sequences import DAY, FIELDS
 from crm.timeutil import to_local, utcnow
@@ -386,19 +386,11 @@ def remove_step(lab: Lab, step: SequenceStep, actor: User | None) -> int:
     now = utcnow()
     step.removed_at = now
     who = actor.display_name if actor else "un responsable"
-    result = db.session.execute(
-        sa.update(FollowUp)
-        .where(
-            FollowUp.step_id == step.id,
-            FollowUp.status.in_(OPEN_STATUSES),
-            FollowUp.registration_id.in_(lab_registrations(lab.id)),
-        )
-        .values(
-            status="cancelled", reason=f"Étape supprimée de la séquence par {who}.", updated_at=now
-        )
-        .execution_options(synchronize_session=False)
+    cancelled = followups.cancel_open_where(
+        f"Étape supprimée de la séquence par {who}.",
+        FollowUp.step_id == step.id,
+        FollowUp.registration_id.in_(lab_registrations(lab.id)),
     )
-    cancelled = int(result.rowcount)  # type: ignore[attr-defined]
     _event(lab, actor, _step_data("etape_supprimee", step, cancelled=cancelled))
     return cancelled
 
