@@ -7,6 +7,7 @@ from crm.models.imports import ImportBatch, ImportRejection
 from crm.models.inbound import InboundMessage
 from crm.models.lab import Lab, Source
 from crm.models.message import Message
+from crm.models.offer import PlaceOffer
 from crm.models.prospect import Consent, Prospect
 from crm.models.registration import Registration
 from crm.models.user import User
@@ -23,6 +24,7 @@ __all__ = [
     "InboundMessage",
     "Lab",
     "Message",
+    "PlaceOffer",
     "Prospect",
     "Registration",
     "Sequence",

@@ -26,6 +26,9 @@ class Lab(TimestampMixin, db.Model):
         enum_check("status", LAB_STATUSES, "status"),
         sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         sa.CheckConstraint("capacity > 0 AND target > 0", name="positive_sizes"),
+        sa.CheckConstraint("overbooking >= 0", name="overbooking_not_negative"),
+        sa.CheckConstraint("offer_hours > 0", name="offer_hours_positive"),
+        sa.CheckConstraint("group_size BETWEEN 5 AND 10", name="group_size_5_to_10"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,6 +46,11 @@ class Lab(TimestampMixin, db.Model):
     sending_paused: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     send_days: Mapped[str | None] = mapped_column(sa.String(8))
     send_hours: Mapped[str | None] = mapped_column(sa.String(16))
+    # Lab day: confirm up to capacity + overbooking (people who do not come), a waiting-list
+    # offer stays valid offer_hours, workshop groups aim at group_size people (5 to 10).
+    overbooking: Mapped[int] = mapped_column(default=0, server_default="0")
+    offer_hours: Mapped[int] = mapped_column(default=24, server_default="24")
+    group_size: Mapped[int] = mapped_column(default=8, server_default="8")
 
     next_lab: Mapped[Lab | None] = relationship(remote_side=[id], foreign_keys=[next_lab_id])
 

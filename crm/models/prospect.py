@@ -68,6 +68,10 @@ class Prospect(TimestampMixin, db.Model):
     # The caller lease: who is calling this person, until when (see crm.services.call_queue).
     leased_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), index=True)
     leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The method's "one in ten": attendees flagged as motivated users, and who later became
+    # an active user of the service (crm.services.lab_day).
+    motivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    active_user_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Bumped on every change, so that a form opened earlier never overwrites silently.
     version: Mapped[int] = mapped_column(default=1, server_default="1")
 

@@ -52,6 +52,7 @@ class Registration(TimestampMixin, db.Model):
             "next_call_at",
             "id",
         ),
+        sa.Index("ix_registrations_lab_waitlist", "lab_id", "status", "waitlisted_at"),
         enum_check("status", REGISTRATION_STATUSES, "status"),
     )
 
@@ -69,6 +70,13 @@ class Registration(TimestampMixin, db.Model):
     next_call_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
     last_call_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Waiting list: rank is the order of waitlisted_at; offers_made counts the places offered
+    # (at most 3 per lab, see crm.services.waitlist).
+    waitlisted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    offers_made: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Lab day: when the person was checked in, and their workshop group (1, 2...).
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    group_no: Mapped[int | None] = mapped_column()
     version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     __mapper_args__ = {"version_id_col": version}

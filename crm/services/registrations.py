@@ -17,7 +17,9 @@ from crm.services.bulk_sql import bulk_insert, one_of
 from crm.timeutil import utcnow
 
 # Legal moves. Exits (declined, disqualified, cancelled) can be reopened by a new contact,
-# since people change their minds; attended and no_show are final for a lab.
+# since people change their minds. Anyone invited can turn up on the day ("attended", at
+# check-in); a check-in made by mistake goes back to confirmed, and a no-show checked in late
+# becomes attended.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "to_contact": frozenset(
         {
@@ -28,21 +30,38 @@ TRANSITIONS: dict[str, frozenset[str]] = {
             "disqualified",
             "cancelled",
             "waitlisted",
+            "attended",
         }
     ),
     "contacted": frozenset(
-        {"interested", "confirmed", "declined", "disqualified", "cancelled", "waitlisted"}
+        {
+            "interested",
+            "confirmed",
+            "declined",
+            "disqualified",
+            "cancelled",
+            "waitlisted",
+            "attended",
+        }
     ),
     "interested": frozenset(
-        {"contacted", "confirmed", "declined", "disqualified", "cancelled", "waitlisted"}
+        {
+            "contacted",
+            "confirmed",
+            "declined",
+            "disqualified",
+            "cancelled",
+            "waitlisted",
+            "attended",
+        }
     ),
     "confirmed": frozenset({"attended", "no_show", "declined", "cancelled", "disqualified"}),
-    "waitlisted": frozenset({"confirmed", "declined", "cancelled", "disqualified"}),
-    "declined": frozenset({"contacted", "interested", "confirmed"}),
-    "cancelled": frozenset({"to_contact", "contacted", "interested", "confirmed"}),
+    "waitlisted": frozenset({"confirmed", "declined", "cancelled", "disqualified", "attended"}),
+    "declined": frozenset({"contacted", "interested", "confirmed", "attended"}),
+    "cancelled": frozenset({"to_contact", "contacted", "interested", "confirmed", "attended"}),
     "disqualified": frozenset({"to_contact"}),
-    "attended": frozenset(),
-    "no_show": frozenset(),
+    "attended": frozenset({"confirmed"}),
+    "no_show": frozenset({"attended"}),
 }
 # Not answered yet: the people callers call and invitations are sent to.
 WAITING = frozenset({"to_contact", "contacted", "interested"})

@@ -54,8 +54,16 @@ def test_unknown_status_is_refused():
         check_transition("to_contact", "maybe")
 
 
-def test_final_statuses_have_no_exit():
-    assert TRANSITIONS["attended"] == frozenset() == TRANSITIONS["no_show"]
+def test_lab_day_statuses_only_correct_each_other():
+    # A check-in made by mistake goes back to confirmed; a no-show checked in late attended.
+    assert TRANSITIONS["attended"] == frozenset({"confirmed"})
+    assert TRANSITIONS["no_show"] == frozenset({"attended"})
+
+
+def test_anyone_invited_can_turn_up_but_not_someone_out_of_scope():
+    for status in ("to_contact", "contacted", "interested", "waitlisted", "declined"):
+        assert "attended" in TRANSITIONS[status]
+    assert "attended" not in TRANSITIONS["disqualified"]
 
 
 @pytest.fixture
