@@ -70,9 +70,12 @@ def register_views(app: Flask) -> None:
         assets,
         auth,
         calls,
+        checkin,
         errors,
+        groups,
         health,
         imports,
+        lab_day,
         lab_sending,
         labs,
         links,
@@ -86,7 +89,17 @@ def register_views(app: Flask) -> None:
     )
 
     modules = (assets, auth, calls, health, main, outbox, labs, lab_sending, sequences)
-    for module in (*modules, prospects, replies, sources, imports, webhooks, links):
+    lab_day_modules = (lab_day, checkin, groups)
+    for module in (
+        *modules,
+        *lab_day_modules,
+        prospects,
+        replies,
+        sources,
+        imports,
+        webhooks,
+        links,
+    ):
         app.register_blueprint(module.bp)
     errors.register(app)
     app.before_request(lambda: _require_login(app))
