@@ -32,6 +32,14 @@ def send_followup(followup_id: int) -> str:
         return sending.send(followup_id)
 
 
+def send_offer(offer_id: int) -> str:
+    """Tell the next person on a waiting list that a place is theirs ("offer-<id>")."""
+    from crm.services import offer_sending
+
+    with worker_app().app_context():
+        return offer_sending.send(offer_id)
+
+
 def run_import(import_id: int) -> dict[str, Any] | None:
     """A CSV import too large for the request; resumes where a crashed run stopped."""
     from crm.services import imports

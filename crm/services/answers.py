@@ -8,11 +8,13 @@ whether a person reads it (SMS) or the page explains it (link).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 
 from crm.models import FollowUp, Prospect, Registration
-from crm.services import followups, prospects, registrations
-from crm.services.registrations import TransitionError
+from crm.services import followups, prospects, registrations, waitlist
+from crm.services.registrations import LabFull, TransitionError
 
 VIA_LABELS = {
     "sms": "réponse par SMS",
@@ -22,16 +24,32 @@ VIA_LABELS = {
 CONSENT_METHODS = {"sms": "sms_keyword", "link": "signed_link", "email": "signed_link"}
 ALL_CHANNELS = ("sms", "email", "phone")
 
-__all__ = ["TransitionError", "confirm", "decline", "opt_in_sms", "opt_out"]
+__all__ = ["Confirmation", "TransitionError", "confirm", "decline", "opt_in_sms", "opt_out"]
 
 
-def confirm(registration: Registration, via: str) -> bool:
-    """Confirm the registration (invitation stopped, reminders scheduled); False when it was
-    already confirmed (nothing changes)."""
+@dataclass(frozen=True)
+class Confirmation:
+    """What a "yes" did: `status` is "confirmed", "already" (nothing changed), "waitlisted"
+    (the lab is full: put on the waiting list) or "still_waitlisted" (already on it and
+    still no place; `offer_expired` when the place offered to them has gone)."""
+
+    status: str
+    rank: int | None = None
+    offer_expired: bool = False
+
+
+def confirm(registration: Registration, via: str) -> Confirmation:
+    """Confirm the registration (invitation stopped, reminders scheduled), or put the person
+    on the waiting list when the lab is full."""
     if registration.status == "confirmed":
-        return False
-    registrations.change_status(registration, "confirmed", None, VIA_LABELS[via])
-    return True
+        return Confirmation("already")
+    try:
+        registrations.change_status(registration, "confirmed", None, VIA_LABELS[via])
+    except LabFull as full:
+        return Confirmation("still_waitlisted", full.rank, full.offer_expired)
+    if registration.status == "waitlisted":
+        return Confirmation("waitlisted", waitlist.rank(registration))
+    return Confirmation("confirmed")
 
 
 def decline(registration: Registration, via: str) -> bool:

@@ -10,8 +10,8 @@ from flask import current_app
 
 from crm.extensions import db
 from crm.models import Call, CallTask, Event, Prospect, Registration, User
-from crm.models.call import CALL_OUTCOMES, REACHED_OUTCOMES
-from crm.services import call_queue, followups, prospects, registrations
+from crm.models.call import CALL_OUTCOME_LABELS, CALL_OUTCOMES, REACHED_OUTCOMES
+from crm.services import call_queue, followups, prospects, registrations, waitlist
 from crm.services.followups import (
     START_INVITATION,
     START_REMINDERS,
@@ -164,11 +164,25 @@ def log_outcome(
             },
         )
     )
-    followups.on_registration_change(
-        registration, INTENTS.get(data.outcome, []), caller, f"appel : {data.outcome}"
-    )
+    intents = INTENTS.get(data.outcome, [])
+    if registration.status == "waitlisted":  # confirmed, but the lab is full
+        intents = followups.STATUS_INTENTS["waitlisted"]
+    followups.on_registration_change(registration, intents, caller, f"appel : {data.outcome}")
     db.session.commit()
     return call
+
+
+def saved_message(registration: Registration, outcome: str) -> tuple[str, str]:
+    """What the caller reads after logging (message, category): a full lab is said plainly,
+    since the person is still on the line or must be told."""
+    if outcome == "confirmed" and registration.status == "waitlisted":
+        rank = waitlist.rank(registration)
+        return (
+            f"Appel enregistré, mais l'open lab est complet : la personne est sur liste "
+            f"d'attente (rang {rank}). Dites-lui qu'elle sera prévenue si une place se libère.",
+            "warning",
+        )
+    return f"Appel enregistré : {CALL_OUTCOME_LABELS[outcome]}.", "success"
 
 
 def _release_lease(prospect: Prospect, caller: User, now: datetime) -> None:
@@ -196,7 +210,10 @@ def _release_lease(prospect: Prospect, caller: User, now: datetime) -> None:
 def _apply(registration: Registration, caller: User, data: Outcome, now: datetime) -> None:
     target = target_status(data.outcome, registration.status)
     if target:
-        registrations.transition(registration, target, caller, data.notes or "Appel")
+        try:
+            registrations.transition(registration, target, caller, data.notes or "Appel")
+        except registrations.LabFull as exc:
+            raise CallError(str(exc)) from exc
     registration.last_call_at = now
     if data.outcome in REACHED_OUTCOMES and registration.reached_at is None:
         registration.reached_at = now

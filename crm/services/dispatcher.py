@@ -20,7 +20,7 @@ from rq.job import Job
 from crm.extensions import db
 from crm.models import FollowUp, Lab, Registration
 from crm.redis_conn import get_redis
-from crm.services import sending
+from crm.services import offer_sending, sending, waitlist
 from crm.timeutil import utcnow
 
 HEARTBEAT_KEY = "crm:dispatcher:last_run"
@@ -46,11 +46,14 @@ def run() -> dict[str, int | str]:
             break
     requeued = requeue_stuck(now)
     review = abandon_sending(now)
+    offers = waitlist.tick(now)
     return {
         "ran_at": now.isoformat(),
         "enqueued": enqueued,
         "requeued": requeued,
         "to_review": review,
+        **offers,
+        "offers_enqueued": offer_sending.enqueue_due(now),
     }
 
 

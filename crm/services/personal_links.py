@@ -23,7 +23,7 @@ from itsdangerous import BadData, URLSafeSerializer
 
 from crm.extensions import db
 from crm.models import Prospect, Registration
-from crm.services import answers, sequences
+from crm.services import answers, sequences, waitlist
 from crm.services.labs import lab_when
 from crm.timeutil import utcnow
 
@@ -101,9 +101,7 @@ def answer(state: LinkState, action: Action) -> Outcome:
     if registration is None or (action != "stop" and not state.valid):
         raise ValueError(f"{action} is not possible on a {state.status} link")
     if action == "confirm":
-        if answers.confirm(registration, "link"):
-            return Outcome(True, "Merci ! Votre présence est confirmée. À bientôt.")
-        return Outcome(False, "Votre présence est déjà confirmée.")
+        return _confirmation_outcome(answers.confirm(registration, "link"))
     if action == "decline":
         if answers.decline(registration, "link"):
             return Outcome(
@@ -113,6 +111,32 @@ def answer(state: LinkState, action: Action) -> Outcome:
     if answers.opt_out(registration.prospect, "link", ALL_CHANNELS, basis=STOP_BASIS):
         return Outcome(True, "C'est noté : nous ne vous contacterons plus.")
     return Outcome(False, "Vous ne recevez déjà plus de messages de notre part.")
+
+
+def _confirmation_outcome(confirmation: answers.Confirmation) -> Outcome:
+    if confirmation.status == "confirmed":
+        return Outcome(True, "Merci ! Votre présence est confirmée. À bientôt.")
+    if confirmation.status == "already":
+        return Outcome(False, "Votre présence est déjà confirmée.")
+    rank = f" (rang {confirmation.rank})" if confirmation.rank else ""
+    if confirmation.status == "waitlisted":
+        return Outcome(
+            True,
+            f"Merci ! L'open lab est complet : vous êtes sur liste d'attente{rank}. "
+            "Nous vous écrirons si une place se libère.",
+        )
+    if confirmation.offer_expired:
+        return Outcome(
+            False,
+            "Le délai pour accepter la place proposée est dépassé : elle a été proposée à "
+            f"quelqu'un d'autre. Vous restez sur liste d'attente{rank} ; nous vous écrirons "
+            "si une autre place se libère.",
+        )
+    return Outcome(
+        False,
+        f"L'open lab est toujours complet : vous restez sur liste d'attente{rank}. "
+        "Nous vous écrirons si une place se libère.",
+    )
 
 
 def unsubscribe_email(state: LinkState) -> bool:
@@ -144,7 +168,7 @@ class LabPage:
 def page_for(registration: Registration) -> LabPage:
     lab = registration.lab
     venue = lab.venue.strip()
-    current = CURRENT_ANSWERS.get(registration.status)
+    current = _current_answer(registration)
     return LabPage(
         title=lab.title,
         when=lab_when(lab),
@@ -154,6 +178,22 @@ def page_for(registration: Registration) -> LabPage:
         answer=current,
         contactable=contactable(registration.prospect),
         declined=registration.status == "declined",
+    )
+
+
+def _current_answer(registration: Registration) -> str | None:
+    if registration.status != "waitlisted":
+        return CURRENT_ANSWERS.get(registration.status)
+    offer = waitlist.holding_offer(registration, utcnow())
+    if offer is not None and offer.status == "sent":
+        return (
+            "Une place s'est libérée pour vous ! Elle vous est réservée jusqu'au "
+            f"{waitlist.describe_deadline(offer)} : confirmez votre présence ci-dessous."
+        )
+    rank = waitlist.rank(registration)
+    return (
+        f"L'open lab est complet : vous êtes sur liste d'attente (rang {rank}). Nous vous "
+        "écrirons si une place se libère."
     )
 
 

@@ -5,16 +5,17 @@ Every change writes an append-only Event (who, when, from, to, why).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from crm.extensions import db
 from crm.models import Event, Lab, Prospect, Registration, User
-from crm.models.registration import REGISTRATION_STATUS_LABELS
-from crm.services import followups
+from crm.models.registration import REGISTRATION_STATUS_LABELS, REGISTRATION_STATUSES
+from crm.services import followups, waitlist
 from crm.services.bulk_sql import bulk_insert, one_of
-from crm.timeutil import utcnow
+from crm.timeutil import to_local, utcnow
 
 # Legal moves. Exits (declined, disqualified, cancelled) can be reopened by a new contact,
 # since people change their minds. Anyone invited can turn up on the day ("attended", at
@@ -70,8 +71,28 @@ PENDING = WAITING | {"waitlisted"}
 CALL_BUCKETS = {"interested": 2, "to_contact": 3, "contacted": 3}
 
 
+# Set on the lab day (check-in, closing the lab), never before.
+LAB_DAY_STATUSES = frozenset({"attended", "no_show"})
+
+
 class TransitionError(ValueError):
     """An illegal status change; the message is in French for the interface."""
+
+
+class LabFull(TransitionError):
+    """A waitlisted person cannot be confirmed: no place is free and they hold no offer."""
+
+    def __init__(self, rank: int | None, offer_expired: bool) -> None:
+        self.rank, self.offer_expired = rank, offer_expired
+        where = f" (rang {rank})" if rank else ""
+        why = (
+            "le délai pour accepter la place proposée est dépassé"
+            if offer_expired
+            else "l'open lab est complet"
+        )
+        super().__init__(
+            f"Confirmation impossible : {why}. La personne reste sur liste d'attente{where}."
+        )
 
 
 def check_transition(current: str, target: str) -> None:
@@ -148,13 +169,32 @@ def register_many(
 def transition(
     registration: Registration, target: str, actor: User | None, reason: str = ""
 ) -> Registration:
-    """Move the registration to `target` or raise TransitionError; the caller commits."""
+    """Move the registration to `target` or raise TransitionError; the caller commits.
+
+    A confirmation needs a place (crm.services.waitlist): without one the person goes to the
+    waiting list instead (read `registration.status` afterwards), or, when already on it,
+    LabFull is raised."""
     check_transition(registration.status, target)
-    previous = registration.status
+    previous, now = registration.status, utcnow()
+    if target == "confirmed":
+        seat = waitlist.seat_for(registration, now)
+        if seat.granted:
+            waitlist.take_seat(registration, seat, now)
+        elif previous == "waitlisted":
+            offer = waitlist.last_offer(registration)
+            expired = offer is not None and offer.status == "expired"
+            raise LabFull(waitlist.rank(registration), expired)
+        else:
+            target = "waitlisted"
+            reason = f"{reason} (open lab complet)" if reason else "Open lab complet"
+    if target == "waitlisted":
+        waitlist.join(registration, now)
+    elif previous == "waitlisted":
+        waitlist.leave(registration, now, reason or REGISTRATION_STATUS_LABELS[target])
     registration.status = target
     registration.call_bucket = CALL_BUCKETS.get(target)
     if registration.call_bucket is not None and registration.next_call_at is None:
-        registration.next_call_at = utcnow()
+        registration.next_call_at = now
     _record(registration, actor, "registration.status", previous, target, reason)
     return registration
 
@@ -162,18 +202,43 @@ def transition(
 def change_status(
     registration: Registration, target: str, actor: User | None, reason: str = ""
 ) -> Registration:
-    """A status set by hand (prospect page): the transition, then what it means for the
-    follow-ups (reminders on confirmation, nothing more after a refusal). The caller commits."""
+    """A status set by hand (prospect page), or a person's answer: the transition, then what
+    it means for the follow-ups (reminders on confirmation, nothing more after a refusal).
+    A confirmation may end on the waiting list (lab full). The caller commits."""
     previous = registration.status
     transition(registration, target, actor, reason)
-    label = REGISTRATION_STATUS_LABELS[target]
+    reached = registration.status
     followups.on_registration_change(
         registration,
-        followups.STATUS_INTENTS.get(target, []),
+        followups.STATUS_INTENTS.get(reached, []),
         actor,
-        f"statut {REGISTRATION_STATUS_LABELS[previous]} → {label}",
+        f"statut {REGISTRATION_STATUS_LABELS[previous]} → {REGISTRATION_STATUS_LABELS[reached]}",
     )
     return registration
+
+
+def lab_day_begun(lab: Lab, now: datetime) -> bool:
+    """From the lab's day (local time) on, people can be marked present or absent."""
+    return to_local(now).date() >= to_local(lab.starts_at).date()
+
+
+def manual_targets(registration: Registration, now: datetime) -> list[str]:
+    """The statuses a user may pick by hand for this registration now, in display order."""
+    allowed = set(TRANSITIONS[registration.status])
+    if not lab_day_begun(registration.lab, now):
+        allowed -= LAB_DAY_STATUSES
+    return [status for status in REGISTRATION_STATUSES if status in allowed]
+
+
+def change_status_by_hand(
+    registration: Registration, target: str, actor: User | None, reason: str = ""
+) -> Registration:
+    """change_status from the prospect page: present or absent only from the lab's day."""
+    if target in LAB_DAY_STATUSES and not lab_day_begun(registration.lab, utcnow()):
+        raise TransitionError(
+            "Présent ou absent se note à partir du jour de l'open lab (page d'accueil du lab)."
+        )
+    return change_status(registration, target, actor, reason)
 
 
 def _record(

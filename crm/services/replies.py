@@ -37,6 +37,11 @@ TEXTS = {
     "Adresse : {lieu}. " + SIGNATURE,
     "already_confirmed": 'C\'est noté, votre venue au lab "{lab}" le {date} est bien '
     "confirmée. " + SIGNATURE,
+    "waitlisted": 'Merci {prenom} ! Le lab "{lab}" du {date} est complet : vous êtes sur '
+    "liste d'attente (rang {rang}). Nous vous écrirons si une place se libère. " + SIGNATURE,
+    "offer_expired": 'Désolé {prenom}, le délai pour accepter la place au lab "{lab}" est '
+    "passé. Vous restez sur liste d'attente (rang {rang}) : nous vous écrirons si une autre "
+    "place se libère. " + SIGNATURE,
     "declined": "C'est noté, merci de nous avoir prévenus. Nous ne vous relancerons pas pour "
     'le lab "{lab}". ' + SIGNATURE,
     "opted_out": "Vous ne recevrez plus de SMS de l'équipe Open Lab. Pour les recevoir à "
@@ -46,6 +51,15 @@ TEXTS = {
     "help": "L'équipe Open Lab vous invite à des ateliers pour améliorer un service public. "
     "Répondez OUI pour confirmer votre venue, NON si vous ne pouvez pas venir, STOP pour ne "
     "plus recevoir de SMS.",
+}
+
+
+# The reply to a "yes" and the note kept on the inbound message, per Confirmation.status.
+CONFIRM_ANSWERS = {
+    "confirmed": (TEXTS["confirmed"], "Venue confirmée."),
+    "already": (TEXTS["already_confirmed"], "Déjà confirmée."),
+    "waitlisted": (TEXTS["waitlisted"], "Open lab complet : liste d'attente."),
+    "still_waitlisted": (TEXTS["waitlisted"], "Toujours en liste d'attente (complet)."),
 }
 
 
@@ -168,9 +182,11 @@ def _apply(inbound: InboundMessage) -> str | None:
     fields = sequences.fields_for(registration, prospect, registration.lab)
     try:
         if answer is Reply.CONFIRM:
-            changed = answers.confirm(registration, "sms")
-            text = TEXTS["confirmed" if changed else "already_confirmed"]
-            note = "Venue confirmée." if changed else "Déjà confirmée."
+            confirmation = answers.confirm(registration, "sms")
+            text, note = CONFIRM_ANSWERS[confirmation.status]
+            fields["rang"] = str(confirmation.rank or "")
+            if confirmation.offer_expired:
+                text = TEXTS["offer_expired"]
         else:
             answers.decline(registration, "sms")
             text, note = TEXTS["declined"], "Invitation déclinée."

@@ -30,6 +30,14 @@ KIND_LABELS = {
     "reply.received": "SMS reçu",
     "followup.reviewed": "Envoi vérifié",
     "consent.changed": "Autorisation de contact",
+    "waitlist.offer": "Place libérée proposée",
+    "waitlist.offer_sent": "Proposition de place envoyée",
+    "waitlist.offer_expired": "Proposition de place expirée",
+    "waitlist.offer_cancelled": "Proposition de place annulée",
+    "lab.checked_in": "Arrivée au lab",
+    "lab.next_lab": "Invité·e au lab suivant",
+    "prospect.motivated": "Utilisateur motivé",
+    "prospect.active_user": "Utilisateur actif du service",
 }
 
 

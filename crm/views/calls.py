@@ -130,7 +130,7 @@ def log_call(registration_id: int) -> Response | tuple[str, int]:
         db.session.rollback()
         registration = db.get_or_404(Registration, registration_id)
         return _render_call(registration, form, task, calls.STALE_MESSAGE, 409)
-    flash(f"Appel enregistré : {CALL_OUTCOME_LABELS[form.outcome.data]}.", "success")
+    flash(*calls.saved_message(registration, form.outcome.data))
     return _serve_next(registration.lab)
 
 

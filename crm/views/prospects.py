@@ -24,7 +24,7 @@ from crm.forms.prospects import (
 )
 from crm.models import Lab, Prospect, Registration, Source
 from crm.models.prospect import CHANNEL_LABELS, CONSENT_METHOD_LABELS, QUALIFICATION_LABELS
-from crm.models.registration import REGISTRATION_STATUS_LABELS, REGISTRATION_STATUSES
+from crm.models.registration import REGISTRATION_STATUS_LABELS
 from crm.services.normalise import format_phone
 from crm.services.prospect_records import (
     ContactTaken,
@@ -39,11 +39,12 @@ from crm.services.prospects import ProspectError, ProspectInput, qualify, save, 
 from crm.services.registrations import (
     TRANSITIONS,
     TransitionError,
-    change_status,
+    change_status_by_hand,
+    manual_targets,
     register,
 )
 from crm.services.timeline import for_prospect
-from crm.timeutil import format_local
+from crm.timeutil import format_local, utcnow
 
 bp = Blueprint("prospects", __name__, url_prefix="/prospects")
 Page = str | tuple[str, int] | Response
@@ -212,7 +213,7 @@ def registration_status(prospect_id: int, registration_id: int) -> Page:
         abort(404)
     form = TransitionForm(prefix=f"reg-{reg.id}")  # every status: the service judges the move
     if not form.validate():
-        _legal_choices(form, reg.status)
+        _legal_choices(form, reg)
         return _render_show(prospect, transition_forms={reg.id: form})
     if form.current.data and form.current.data != reg.status:
         flash(
@@ -222,7 +223,8 @@ def registration_status(prospect_id: int, registration_id: int) -> Page:
         )
         return _back(prospect, "inscriptions")
     try:
-        change_status(reg, form.status.data, current_user, (form.reason.data or "").strip())
+        reason = (form.reason.data or "").strip()
+        change_status_by_hand(reg, form.status.data, current_user, reason)
         db.session.commit()
     except (TransitionError, StaleDataError) as exc:
         db.session.rollback()
@@ -248,7 +250,7 @@ def _render_show(
             forms[reg.id] = TransitionForm(
                 formdata=None, prefix=f"reg-{reg.id}", data={"current": reg.status}
             )
-            _legal_choices(forms[reg.id], reg.status)
+            _legal_choices(forms[reg.id], reg)
     if qualification_form is None:
         qualification_form = QualificationForm(
             formdata=None,
@@ -277,9 +279,9 @@ def _render_show(
     return (html, 400) if submitted else html
 
 
-def _legal_choices(form: TransitionForm, status: str) -> None:
-    legal = [(s, REGISTRATION_STATUS_LABELS[s]) for s in REGISTRATION_STATUSES]
-    legal = [(s, label) for s, label in legal if s in TRANSITIONS[status]]
+def _legal_choices(form: TransitionForm, registration: Registration) -> None:
+    targets = manual_targets(registration, utcnow())
+    legal = [(s, REGISTRATION_STATUS_LABELS[s]) for s in targets]
     form.status.choices = options([("", "Choisir le nouveau statut"), *legal])
 
 

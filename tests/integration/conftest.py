@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import signal
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from rq import Queue, SimpleWorker
+from rq.registry import FailedJobRegistry
 
+import workers.jobs
 from crm.extensions import db
 from crm.models import Lab, Source
+from crm.redis_conn import get_redis
 from crm.services.accounts import create_user
 from crm.timeutil import local_zone, utcnow
+from workers.queues import MESSAGES
 
 
 def lab_afternoon(days: int) -> datetime:
@@ -35,3 +41,37 @@ def world(app_ctx):
     alice = create_user("alice@test.fr", "x" * 12, "caller")
     bob = create_user("bob@test.fr", "x" * 12, "caller")
     return {"source": source, "lab": lab, "alice": alice, "bob": bob}
+
+
+@pytest.fixture
+def open_window(app, monkeypatch):
+    """Sending allowed at any time, whatever day the tests run (in this process)."""
+    monkeypatch.setitem(app.config, "SEND_DAYS", "1-7")
+    monkeypatch.setitem(app.config, "SEND_HOURS", "00:00-23:59:59")
+    monkeypatch.setattr("crm.services.window.is_holiday", lambda day: False)
+
+
+@pytest.fixture
+def fast_pace(app, monkeypatch):
+    monkeypatch.setitem(app.config, "SMS_RATE_PER_SECOND", 1000.0)
+
+
+def drain(app, monkeypatch, queue_name: str = MESSAGES) -> None:
+    """Run every job of a queue in a real RQ SimpleWorker, in this process, with the
+    scheduler (burst mode: scheduled jobs due now are enqueued first). The jobs use the test
+    app (and its settings: fake Twilio, SMTP, send window)."""
+    monkeypatch.setattr(workers.jobs, "worker_app", lambda: app)
+    db.session.commit()
+    redis = get_redis()
+    queue = Queue(queue_name, connection=redis)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        SimpleWorker([queue], connection=redis).work(
+            burst=True, with_scheduler=True, logging_level="WARNING"
+        )
+    finally:
+        for sig, handler in handlers.items():  # work() installs its own
+            signal.signal(sig, handler)
+    failed = FailedJobRegistry(queue=queue)
+    assert failed.count == 0, [queue.fetch_job(i).exc_info for i in failed.get_job_ids()]
+    db.session.expire_all()

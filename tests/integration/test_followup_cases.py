@@ -26,21 +26,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from rq import Queue, SimpleWorker
-from rq.registry import FailedJobRegistry
 
-import workers.jobs
 from crm.extensions import db
 from crm.messaging.errors import describe_error_code
 from crm.models import CallTask, Event, FollowUp, Lab, Message, Sequence, SequenceStep, Source
-from crm.redis_conn import get_redis
 from crm.services import calls, dispatcher, followups, sending, timeline
 from crm.services.accounts import create_user
 from crm.services.registrations import register, transition
 from crm.services.window import is_holiday, is_open, send_window
 from crm.timeutil import to_local, utcnow
 from tests.factories import person
-from tests.integration.conftest import lab_afternoon
+from tests.integration.conftest import drain, lab_afternoon
 from workers.queues import MESSAGES, get_queue
 
 if TYPE_CHECKING:
@@ -57,19 +53,6 @@ def paris(*args: int) -> datetime:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def open_window(app, monkeypatch):
-    """Sending allowed at any time, whatever day the tests run (in this process)."""
-    monkeypatch.setitem(app.config, "SEND_DAYS", "1-7")
-    monkeypatch.setitem(app.config, "SEND_HOURS", "00:00-23:59:59")
-    monkeypatch.setattr("crm.services.window.is_holiday", lambda day: False)
-
-
-@pytest.fixture
-def fast_pace(app, monkeypatch):
-    monkeypatch.setitem(app.config, "SMS_RATE_PER_SECOND", 1000.0)
 
 
 @pytest.fixture
@@ -117,27 +100,6 @@ def to_number(fake: FakeTwilioServer, number: str) -> int:
 
 def failures_on_timeline(prospect_id: int) -> list[timeline.TimelineItem]:
     return [i for i in timeline.for_prospect(prospect_id) if i.kind == "message.failed"]
-
-
-def drain(app, monkeypatch) -> None:
-    """Run every job of the messages queue in a real RQ SimpleWorker, in this process, with
-    the scheduler (burst mode: scheduled jobs due now are enqueued first). The jobs use the
-    test app (and its settings: fake Twilio, SMTP, send window)."""
-    monkeypatch.setattr(workers.jobs, "worker_app", lambda: app)
-    db.session.commit()
-    redis = get_redis()
-    queue = Queue(MESSAGES, connection=redis)
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        SimpleWorker([queue], connection=redis).work(
-            burst=True, with_scheduler=True, logging_level="WARNING"
-        )
-    finally:
-        for sig, handler in handlers.items():  # work() installs its own
-            signal.signal(sig, handler)
-    failed = FailedJobRegistry(queue=queue)
-    assert failed.count == 0, [queue.fetch_job(i).exc_info for i in failed.get_job_ids()]
-    db.session.expire_all()
 
 
 def only_first_sms_due(registration) -> FollowUp:

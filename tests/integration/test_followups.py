@@ -32,14 +32,6 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.fakes"]
 
 
-@pytest.fixture
-def open_window(app, monkeypatch):
-    """Sending allowed at any time, whatever day the tests run."""
-    monkeypatch.setitem(app.config, "SEND_DAYS", "1-7")
-    monkeypatch.setitem(app.config, "SEND_HOURS", "00:00-23:59:59")
-    monkeypatch.setattr("crm.services.window.is_holiday", lambda day: False)
-
-
 def reachable(world, status="to_contact", **fields):
     defaults = {"allow_sms": True, "allow_email": True}
     return person(world, status, **{**defaults, **fields})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, time
+from datetime import date, time, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from crm.services.labs import LabInput, create_lab
 from crm.services.prospect_records import ProspectFilters, prospect_page
 from crm.services.prospects import ProspectInput, qualify, save
 from crm.services.registrations import register, transition
+from crm.timeutil import utcnow
 from tests.conftest import csrf_token
 
 PEOPLE = {
@@ -336,7 +337,7 @@ def test_legal_status_change_through_the_page(app, world, caller_client):
     reg = world["reg_karim_a"]
     page = caller_client.get(f"/prospects/{world['karim']}").get_data(as_text=True)
     select = re.search(rf'<select[^>]*name="reg-{reg}-status".*?</select>', page, re.S).group(0)
-    assert 'value="confirmed"' in select and 'value="attended"' not in select
+    assert 'value="confirmed"' in select and 'value="no_show"' not in select
     response = post(
         caller_client,
         f"/prospects/{world['karim']}/inscriptions/{reg}/statut",
@@ -533,3 +534,32 @@ def test_a_status_must_be_chosen(app, world, caller_client):
     assert f'aria-describedby="reg-{reg}-status-erreur"' in html
     with app.app_context():
         assert db.session.get(Registration, reg).status == "interested"
+
+
+def test_present_is_not_offered_before_the_lab_day(app, caller_client):
+    with app.app_context():
+        source = Source(name="Annuaire")
+        db.session.add(source)
+        soon = (utcnow() + timedelta(days=10)).date()
+        lab, _ = create_lab(
+            LabInput("Lab futur", soon, time(9), time(13), status="recruiting"), None
+        )
+        person = Prospect(first_name="Léa", last_name="Petit", phone="+33611112222", source=source)
+        db.session.add(person)
+        db.session.flush()
+        reg, _ = register(person, lab, None)
+        db.session.commit()
+        ids = (person.id, reg.id)
+    page = caller_client.get(f"/prospects/{ids[0]}").get_data(as_text=True)
+    select = re.search(rf'<select[^>]*name="reg-{ids[1]}-status".*?</select>', page, re.S)
+    assert 'value="confirmed"' in select.group(0) and 'value="attended"' not in select.group(0)
+    response = post(
+        caller_client,
+        f"/prospects/{ids[0]}/inscriptions/{ids[1]}/statut",
+        {f"reg-{ids[1]}-current": "to_contact", f"reg-{ids[1]}-status": "attended"},
+    )
+    assert response.status_code == 302
+    html = caller_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Présent ou absent se note à partir du jour de l" in html
+    with app.app_context():
+        assert db.session.get(Registration, ids[1]).status == "to_contact"
