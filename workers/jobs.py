@@ -40,6 +40,14 @@ def send_offer(offer_id: int) -> str:
         return offer_sending.send(offer_id)
 
 
+def invite_to_next_lab(lab_id: int) -> int:
+    """Register a closed lab's attendees in its next lab ("next-lab-<id>-<next id>")."""
+    from crm.services import lab_day
+
+    with worker_app().app_context():
+        return lab_day.invite_attendees(lab_id)
+
+
 def run_import(import_id: int) -> dict[str, Any] | None:
     """A CSV import too large for the request; resumes where a crashed run stopped."""
     from crm.services import imports

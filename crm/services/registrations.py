@@ -130,9 +130,11 @@ def register_many(
     actor_id: int | None,
     reason: str,
     data: dict[str, Any] | None = None,
+    call_rank: int = 0,
 ) -> int:
-    """register() for thousands of people at once (imports): the same rows and events,
-    written in bulk. Returns how many registrations were created."""
+    """register() for thousands of people at once (imports, attendees invited to the next
+    lab): the same rows and events, written in bulk. `call_rank` orders them in the callers'
+    queue (lower first). Returns how many registrations were created."""
     wanted = sorted(set(prospect_ids))
     in_lab = sa.select(Registration.prospect_id).where(
         Registration.lab_id == lab_id, one_of(Registration.prospect_id, wanted)
@@ -141,7 +143,10 @@ def register_many(
     missing = [pid for pid in wanted if pid not in existing]
     if not missing:
         return 0
-    rows = [{"prospect_id": pid, "lab_id": lab_id, "status": "to_contact"} for pid in missing]
+    rows = [
+        {"prospect_id": pid, "lab_id": lab_id, "status": "to_contact", "call_rank": call_rank}
+        for pid in missing
+    ]
     bulk_insert(Registration.__table__, rows)
     created = sa.select(Registration.prospect_id, Registration.id).where(
         Registration.lab_id == lab_id, one_of(Registration.prospect_id, missing)

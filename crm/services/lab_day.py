@@ -1,0 +1,262 @@
+"""After the lab: closing it, inviting its attendees to the next lab of the series, and the
+few motivated people the method expects to become the service's first real users.
+
+Closing (`close`) marks the confirmed people who did not come as no-shows, cancels what was
+still due for the lab (invitations, reminders, place offers), schedules the thank-you
+sequence for everyone present and ends the lab. Attendees are registered in the next lab by
+the job `workers.jobs.invite_to_next_lab` (`invite_attendees`), as soon as the lab is closed
+and has a next lab: on closing, or later when a manager links the next lab. Registering is
+idempotent (one registration per person and lab), so the job can run twice. Returning
+attendees come first in the callers' queue (call_rank RETURNING_RANK) and get the next
+lab's invitation sequence like any new registration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from rq.exceptions import DuplicateJobError
+from sqlalchemy.exc import IntegrityError
+
+from crm.extensions import db
+from crm.models import Event, FollowUp, Lab, PlaceOffer, Prospect, Registration, User
+from crm.models.offer import HOLDING_STATUSES
+from crm.services import followups, registrations
+from crm.timeutil import utcnow
+
+RETURNING_RANK = -1  # before everyone else (0) in the callers' queue
+INVITE_JOB = "workers.jobs.invite_to_next_lab"
+NO_SHOW_REASON = "Absent·e le jour du lab"
+CLOSED_REASON = "L'open lab est terminé."
+
+
+class LabDayError(ValueError):
+    """The action is not possible now; the message is in French for the interface."""
+
+
+@dataclass(frozen=True)
+class Closing:
+    no_shows: int
+    thanked: int
+    cancelled: int
+    invitations_queued: bool
+
+
+def close(lab: Lab, actor: User | None, now: datetime | None = None) -> Closing:
+    """End the lab (it must have started): absent confirmed people become no-shows, every
+    follow-up still due for it is cancelled, the present get the thank-you sequence. Commits,
+    then queues the next-lab invitations when a next lab is linked."""
+    now = now or utcnow()
+    if now < lab.starts_at:
+        raise LabDayError("L'open lab n'a pas encore commencé : il ne peut pas être clos.")
+    if lab.status == "done":
+        raise LabDayError("Cet open lab est déjà clos.")
+    in_lab = sa.select(Registration.id).where(Registration.lab_id == lab.id)
+    cancelled = followups.cancel_open_where(CLOSED_REASON, FollowUp.registration_id.in_(in_lab))
+    _close_offers(lab, now)
+    absent = db.session.scalars(
+        sa.select(Registration).where(
+            Registration.lab_id == lab.id, Registration.status == "confirmed"
+        )
+    ).all()
+    for registration in absent:
+        registrations.transition(registration, "no_show", actor, NO_SHOW_REASON)
+    present = db.session.scalars(
+        sa.select(Registration).where(
+            Registration.lab_id == lab.id, Registration.status == "attended"
+        )
+    ).all()
+    for registration in present:
+        followups.start_thank_you(registration, now)
+    lab.status = "done"
+    db.session.add(
+        Event(
+            kind="lab.closed",
+            actor_id=actor.id if actor else None,
+            lab_id=lab.id,
+            reason=f"{len(present)} présents, {len(absent)} absents",
+            data={"present": len(present), "no_show": len(absent)},
+        )
+    )
+    db.session.commit()
+    return Closing(len(absent), len(present), cancelled, queue_invitations(lab))
+
+
+def _close_offers(lab: Lab, now: datetime) -> None:
+    offers = db.session.scalars(
+        sa.select(PlaceOffer).where(
+            PlaceOffer.lab_id == lab.id, PlaceOffer.status.in_(HOLDING_STATUSES)
+        )
+    )
+    for offer in offers:
+        offer.status, offer.closed_at, offer.reason = "cancelled", now, CLOSED_REASON
+
+
+def queue_invitations(lab: Lab) -> bool:
+    """Queue the job that registers the lab's attendees in its next lab, once the lab is
+    closed and a next lab is linked; False when there is nothing to do yet."""
+    from workers.queues import DEFAULT, get_queue
+
+    if lab.status != "done" or lab.next_lab_id is None:
+        return False
+    job_id = f"next-lab-{lab.id}-{lab.next_lab_id}"
+    # Already queued: running it again would change nothing anyway.
+    with contextlib.suppress(DuplicateJobError):
+        get_queue(DEFAULT).enqueue(INVITE_JOB, lab.id, job_id=job_id, unique=True)
+    return True
+
+
+def next_lab_candidates(lab: Lab) -> list[Lab]:
+    """Labs that can follow this one: starting after it ends, still to be recruited for."""
+    query = (
+        sa.select(Lab)
+        .where(
+            Lab.id != lab.id,
+            Lab.starts_at > lab.ends_at,
+            Lab.status.in_(("draft", "recruiting")),
+        )
+        .order_by(Lab.starts_at)
+    )
+    return list(db.session.scalars(query))
+
+
+def link_next(lab: Lab, next_lab_id: int, actor: User) -> Lab:
+    """Make `next_lab_id` the next lab of the series (the caller commits, then calls
+    queue_invitations)."""
+    candidate = db.session.get(Lab, next_lab_id)
+    if candidate is None or candidate.id not in {c.id for c in next_lab_candidates(lab)}:
+        raise LabDayError(
+            "Choisissez un open lab qui a lieu après celui-ci et dont le recrutement "
+            "n'est pas terminé."
+        )
+    lab.next_lab_id = candidate.id
+    db.session.add(
+        Event(
+            kind="lab.next_lab",
+            actor_id=actor.id,
+            lab_id=lab.id,
+            reason=f"Open lab suivant : « {candidate.title} »",
+            data={"next_lab_id": candidate.id},
+        )
+    )
+    return candidate
+
+
+def returning_count(lab: Lab) -> int:
+    """How many of this lab's attendees are registered in its next lab."""
+    if lab.next_lab_id is None:
+        return 0
+    attendees = sa.select(Registration.prospect_id).where(
+        Registration.lab_id == lab.id, Registration.status == "attended"
+    )
+    return int(
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Registration)
+            .where(
+                Registration.lab_id == lab.next_lab_id,
+                Registration.prospect_id.in_(attendees),
+            )
+        )
+        or 0
+    )
+
+
+def attendees(lab: Lab) -> list[Registration]:
+    return list(
+        db.session.scalars(
+            sa.select(Registration)
+            .join(Prospect, Prospect.id == Registration.prospect_id)
+            .where(Registration.lab_id == lab.id, Registration.status == "attended")
+            .order_by(Prospect.last_name, Prospect.first_name, Registration.id)
+        )
+    )
+
+
+def invite_attendees(lab_id: int) -> int:
+    """Register the lab's attendees in its next lab (when it is still to come); returns how
+    many registrations were created. Safe to run twice, even at the same time."""
+    for attempt in range(2):
+        try:
+            created = _invite(lab_id)
+            db.session.commit()
+            return created
+        except IntegrityError:
+            db.session.rollback()  # a parallel run registered some of them first
+            if attempt:
+                raise
+    return 0
+
+
+def _invite(lab_id: int) -> int:
+    lab = db.session.get(Lab, lab_id)
+    if lab is None or lab.status != "done" or lab.next_lab is None:
+        return 0
+    next_lab = lab.next_lab
+    if next_lab.starts_at <= utcnow() or next_lab.status not in ("draft", "recruiting"):
+        return 0
+    attendees = db.session.scalars(
+        sa.select(Registration.prospect_id)
+        .join(Prospect, Prospect.id == Registration.prospect_id)
+        .where(
+            Registration.lab_id == lab.id,
+            Registration.status == "attended",
+            Prospect.qualification != "no",
+        )
+    ).all()
+    return registrations.register_many(
+        next_lab.id,
+        list(attendees),
+        None,
+        f"A participé à « {lab.title} »",
+        {"from_lab_id": lab.id},
+        call_rank=RETURNING_RANK,
+    )
+
+
+# --- Motivated and active users ---------------------------------------------------------------
+
+
+def _attendee(registration: Registration) -> Prospect:
+    if registration.status != "attended":
+        raise LabDayError("Seules les personnes présentes au lab peuvent être signalées ainsi.")
+    return registration.prospect
+
+
+def flag_motivated(registration: Registration, actor: User, motivated: bool) -> bool:
+    """Flag (or unflag) an attendee as a motivated user, one of the few who will work closely
+    with the team; False when nothing changed."""
+    prospect = _attendee(registration)
+    if motivated == (prospect.motivated_at is not None):
+        return False
+    prospect.motivated_at = utcnow() if motivated else None
+    _flag_event(registration, actor, "prospect.motivated", motivated)
+    return True
+
+
+def mark_active_user(registration: Registration, actor: User, active: bool) -> bool:
+    """Record that the attendee became (or is no longer) an active user of the service: the
+    method's "one in ten" is measured with it."""
+    prospect = _attendee(registration)
+    if active == (prospect.active_user_at is not None):
+        return False
+    prospect.active_user_at = utcnow() if active else None
+    _flag_event(registration, actor, "prospect.active_user", active)
+    return True
+
+
+def _flag_event(registration: Registration, actor: User, kind: str, on: bool) -> None:
+    db.session.add(
+        Event(
+            kind=kind,
+            actor_id=actor.id,
+            prospect_id=registration.prospect_id,
+            lab_id=registration.lab_id,
+            registration_id=registration.id,
+            reason="Oui" if on else "Retiré",
+            data={"on": on},
+        )
+    )
