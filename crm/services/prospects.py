@@ -62,13 +62,14 @@ class CleanProspect:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def clean(data: ProspectInput) -> CleanProspect:
-    """Normalise a prospect; raise ProspectError when the person cannot be contacted at all."""
+def clean(data: ProspectInput, *, contact_required: bool = True) -> CleanProspect:
+    """Normalise a prospect; raise ProspectError when the person cannot be contacted at all
+    (unless `contact_required` is False and nothing was typed: a walk-in on the lab day)."""
     phone = normalise_phone(data.phone)
     email = normalise_email(data.email)
     if data.email and email is None and phone is None:
         raise ProspectError("Adresse e-mail invalide et aucun téléphone valide.")
-    if phone is None and email is None:
+    if phone is None and email is None and (contact_required or data.phone):
         if data.phone:
             raise ProspectError("Numéro de téléphone illisible et aucune adresse e-mail.")
         raise ProspectError("Aucun moyen de contact : ni téléphone ni adresse e-mail.")
@@ -126,10 +127,15 @@ def find_existing(phone: str | None, email: str | None) -> Prospect | None:
 
 
 def save(
-    data: ProspectInput, source: Source, actor: User | None, reason: str = ""
+    data: ProspectInput,
+    source: Source,
+    actor: User | None,
+    reason: str = "",
+    *,
+    contact_required: bool = True,
 ) -> tuple[Prospect, bool]:
     """Create the prospect or merge it into the same person: (prospect, created)."""
-    cleaned = clean(data)
+    cleaned = clean(data, contact_required=contact_required)
     existing = find_existing(cleaned.phone, cleaned.email)
     if existing is None:
         prospect = Prospect(source=source, **cleaned.as_dict())

@@ -26,7 +26,7 @@ from crm.messaging.sms import current_sender, deliver_sms, prepare_sms
 from crm.models import Event, FollowUp, Message, Registration, SequenceStep
 from crm.models.followup import SEQUENCE_KIND_LABELS
 from crm.redis_conn import get_redis
-from crm.services import call_queue, labs, prospects, registrations, sequences
+from crm.services import call_queue, prospects, registrations, sequences, waitlist
 from crm.services.window import Window, is_open, next_opening, send_window
 from crm.timeutil import utcnow
 
@@ -134,9 +134,9 @@ def _last_decline(prospect_id: int) -> datetime | None:
 
 
 def _lab_full(registration: Registration) -> bool:
-    """Full the way the lab page counts it (crm.services.labs.CONFIRMED_STATUSES)."""
-    confirmed = labs.confirmed_counts([registration.lab_id])[registration.lab_id]
-    return confirmed >= registration.lab.capacity
+    """No place left (capacity + overbooking, offers holding a place count): inviting more
+    people would only fill the waiting list."""
+    return waitlist.free_places(registration.lab) == 0
 
 
 def check(row: FollowUp, now: datetime) -> Decision:

@@ -88,6 +88,8 @@ class Seat:
 def seat_for(registration: Registration, now: datetime) -> Seat:
     """A place for this confirmation: the person's own offer, or a free place. Already
     confirmed people keep theirs."""
+    if registration.status in labs.CONFIRMED_STATUSES:
+        return Seat(True)  # their own place (a check-in undone goes back to confirmed)
     offer = holding_offer(registration, now)
     if offer is not None:
         return Seat(True, offer)
