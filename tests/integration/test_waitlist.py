@@ -225,9 +225,7 @@ def test_declining_while_holding_an_offer_frees_it_for_the_next(small_lab, open_
     assert len(offers_of(second)) == 1
 
 
-def test_an_offer_accepted_after_it_expired_shows_a_clear_page(
-    app, small_lab, open_window, client
-):
+def test_an_offer_accepted_after_it_expired_shows_a_clear_page(app, small_lab, open_window, client):
     confirm(invited(small_lab))
     leaving = invited(small_lab)
     confirm(leaving)
