@@ -19,6 +19,7 @@ from wtforms import (
 from wtforms.validators import Length, NumberRange, StopValidation, ValidationError
 
 from crm.models.lab import LAB_STATUS_LABELS
+from crm.services.labs import MAX_OFFER_HOURS, OFFER_HOURS_RANGE, overbooking_too_high
 
 
 class Required:
@@ -98,6 +99,24 @@ class LabForm(FlaskForm):
         ],
         invalid_value_message="Saisissez un nombre entier de participants.",
     )
+    overbooking = IntegerField(
+        "Marge de surréservation",
+        default=0,
+        validators=[
+            Required("Saisissez la marge de surréservation (0 pour aucune)."),
+            NumberRange(min=0, message="La marge de surréservation ne peut pas être négative."),
+        ],
+        invalid_value_message="Saisissez un nombre entier de personnes (0 pour aucune).",
+    )
+    offer_hours = IntegerField(
+        "Durée de réservation d'une place proposée (heures)",
+        default=24,
+        validators=[
+            Required("Saisissez la durée de réservation d'une place proposée."),
+            NumberRange(min=1, max=MAX_OFFER_HOURS, message=OFFER_HOURS_RANGE),
+        ],
+        invalid_value_message="Saisissez un nombre entier d'heures.",
+    )
     status = SelectField(
         "Statut",
         choices=options(LAB_STATUS_LABELS.items()),
@@ -111,6 +130,11 @@ class LabForm(FlaskForm):
         invalid_choice_message="Choisissez un open lab dans la liste.",
         invalid_value_message="Choisissez un open lab dans la liste.",
     )
+
+    def validate_overbooking(self, field: Field) -> None:
+        capacity = self.capacity.data
+        if capacity and field.data is not None and field.data > capacity:
+            raise ValidationError(overbooking_too_high(capacity))
 
     def validate_end(self, field: Field) -> None:
         if self.start.data and field.data and field.data <= self.start.data:

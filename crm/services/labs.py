@@ -1,4 +1,5 @@
-"""Open labs and sources: creation, update, series checks and registration counts."""
+"""Open labs and sources: creation, update, series checks, registration counts and the
+lab page's waiting list."""
 
 from __future__ import annotations
 
@@ -7,19 +8,29 @@ from datetime import date, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import contains_eager, joinedload
 
 from crm.extensions import db
-from crm.models import Event, Lab, Prospect, Registration, Source, User
+from crm.models import Event, Lab, PlaceOffer, Prospect, Registration, Source, User
 from crm.models.lab import LAB_STATUSES
+from crm.models.offer import HOLDING_STATUSES
 from crm.models.registration import REGISTRATION_STATUS_LABELS, REGISTRATION_STATUSES
-from crm.timeutil import format_local, from_local, to_local
+from crm.services import waitlist  # waitlist imports this module too: no use at import time
+from crm.timeutil import format_local, from_local, to_local, utcnow
 
 # People who said yes to the lab: still confirmed, or already seen on the day (present or not).
 CONFIRMED_STATUSES = ("confirmed", "attended", "no_show")
 # The next lab of a series usually takes place one to two months later.
 SERIES_MIN_DAYS = 28
 SERIES_MAX_DAYS = 62
+# An offered place stays reserved at most a week: longer, the lab would be near before the
+# next person on the list is asked.
+MAX_OFFER_HOURS = 168
+OFFER_HOURS_RANGE = (
+    "La durée de réservation doit être comprise entre 1 et 168 heures (une semaine)."
+)
+# The lab page lists the latest offers only; the person's timeline keeps them all.
+RECENT_OFFERS = 20
 LAB_FIELDS = (
     "title",
     "problem",
@@ -30,6 +41,8 @@ LAB_FIELDS = (
     "target",
     "status",
     "next_lab_id",
+    "overbooking",
+    "offer_hours",
 )
 
 
@@ -55,6 +68,8 @@ class LabInput:
     target: int = 30
     status: str = "draft"
     next_lab_id: int | None = None
+    overbooking: int = 0
+    offer_hours: int = 24
 
     @classmethod
     def from_lab(cls, lab: Lab) -> LabInput:
@@ -71,6 +86,8 @@ class LabInput:
             target=lab.target,
             status=lab.status,
             next_lab_id=lab.next_lab_id,
+            overbooking=lab.overbooking,
+            offer_hours=lab.offer_hours,
         )
 
     def starts_at(self) -> datetime:
@@ -92,6 +109,12 @@ def check_lab(data: LabInput, lab_id: int | None = None) -> None:
         raise LabError("La capacité doit être d'au moins 1 personne.", "capacity")
     if data.target < 1:
         raise LabError("L'objectif doit être d'au moins 1 participant.", "target")
+    if data.overbooking < 0:
+        raise LabError("La marge de surréservation ne peut pas être négative.", "overbooking")
+    if data.overbooking > data.capacity:
+        raise LabError(overbooking_too_high(data.capacity), "overbooking")
+    if not 1 <= data.offer_hours <= MAX_OFFER_HOURS:
+        raise LabError(OFFER_HOURS_RANGE, "offer_hours")
     if data.status not in LAB_STATUSES:
         raise LabError("Statut inconnu.", "status")
     if data.next_lab_id is not None:
@@ -99,6 +122,13 @@ def check_lab(data: LabInput, lab_id: int | None = None) -> None:
             raise LabError("Un open lab ne peut pas être la suite de lui-même.", "next_lab_id")
         if db.session.get(Lab, data.next_lab_id) is None:
             raise LabError("L'open lab suivant choisi n'existe pas.", "next_lab_id")
+
+
+def overbooking_too_high(capacity: int) -> str:
+    return (
+        "La marge de surréservation ne peut pas dépasser la capacité du lieu "
+        f"({capacity} place{'s' if capacity > 1 else ''})."
+    )
 
 
 def create_lab(data: LabInput, actor: User | None) -> tuple[Lab, list[str]]:
@@ -134,6 +164,8 @@ def _apply(lab: Lab, data: LabInput) -> None:
     lab.target = data.target
     lab.status = data.status
     lab.next_lab_id = data.next_lab_id
+    lab.overbooking = data.overbooking
+    lab.offer_hours = data.offer_hours
 
 
 def lab_warnings(lab: Lab) -> list[str]:
@@ -253,7 +285,9 @@ class LabOverview:
     confirmed: int
     total: int
     target: Gauge
+    # Places taken (confirmed people and offers holding a place) against capacity + margin.
     capacity: Gauge
+    held: int = 0
 
 
 def lab_overview(lab: Lab, per_status: int = 100) -> LabOverview:
@@ -280,14 +314,124 @@ def lab_overview(lab: Lab, per_status: int = 100) -> LabOverview:
             )
         )
     confirmed = sum(counts[s] for s in CONFIRMED_STATUSES)
+    # The same count as the confirmations use, so the page and the waiting list agree.
+    taken = waitlist.taken(lab.id)
     return LabOverview(
         counts=counts,
         groups=groups,
         confirmed=confirmed,
         total=sum(counts.values()),
         target=Gauge(confirmed, lab.target),
-        capacity=Gauge(confirmed, lab.capacity),
+        capacity=Gauge(taken, waitlist.places(lab)),
+        held=max(taken - confirmed, 0),
     )
+
+
+@dataclass
+class NoShowRate:
+    """What the previous lab of the series observed: confirmed people who did not come."""
+
+    lab: Lab
+    no_show: int
+    seen: int  # attended + no_show: the confirmed people checked on the day
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.no_show / self.seen) if self.seen else 0
+
+    def suggested_margin(self, capacity: int) -> int:
+        """The margin that, at this rate, fills the capacity: N with (capacity + N) × rate ≈ N."""
+        if self.no_show >= self.seen:
+            return capacity
+        return min(round(capacity * self.no_show / (self.seen - self.no_show)), capacity)
+
+
+def previous_no_show_rate(lab: Lab, now: datetime | None = None) -> NoShowRate | None:
+    """The no-show rate of the latest past lab whose next lab is this one, counted on the
+    people marked present or absent; None when there is no such lab or nobody was marked."""
+    if lab.id is None:
+        return None
+    now = now or utcnow()
+    no_show = sa.func.sum(sa.case((Registration.status == "no_show", 1), else_=0))
+    row = db.session.execute(
+        sa.select(Lab.id, no_show, sa.func.count())
+        .join(Registration, Registration.lab_id == Lab.id)
+        .where(
+            Lab.next_lab_id == lab.id,
+            Lab.starts_at <= now,
+            Registration.status.in_(("attended", "no_show")),
+        )
+        .group_by(Lab.id, Lab.starts_at)
+        .order_by(Lab.starts_at.desc(), Lab.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    previous = db.session.get(Lab, row[0])
+    assert previous is not None
+    return NoShowRate(previous, int(row[1] or 0), int(row[2]))
+
+
+def no_show_hint(lab: Lab) -> str | None:
+    """The sentence shown under the overbooking field, from the previous lab's figures."""
+    rate = previous_no_show_rate(lab)
+    if rate is None:
+        return None
+    margin = rate.suggested_margin(lab.capacity)
+    return (
+        f"Au lab précédent, {rate.percent} % des confirmés ne sont pas venus "
+        f"({rate.no_show} sur {rate.seen}, « {rate.lab.title} » du "
+        f"{format_local(rate.lab.starts_at).rsplit(' à ', 1)[0]}). "
+        f"Pour {lab.capacity} places, une marge de {margin} compenserait un taux semblable."
+    )
+
+
+@dataclass
+class WaitingPerson:
+    rank: int
+    registration: Registration
+    offer: PlaceOffer | None  # the latest offer made to the person, if any
+
+    @property
+    def holds_place(self) -> bool:
+        return self.offer is not None and self.offer.status in HOLDING_STATUSES
+
+
+@dataclass
+class WaitlistOverview:
+    people: list[WaitingPerson]
+    offers: list[PlaceOffer]  # the latest RECENT_OFFERS, newest first
+    offer_count: int
+    max_offers: int
+
+    def __bool__(self) -> bool:
+        return bool(self.people or self.offers)
+
+
+def waitlist_overview(lab: Lab) -> WaitlistOverview:
+    """The waiting list in rank order with each person's latest offer, and the recent offers."""
+    people = waitlist.waiting_list(lab.id)
+    offers = waitlist.offers_for(lab.id)
+    latest: dict[int, PlaceOffer] = {}
+    for offer in offers:  # newest first: keep the first seen per person
+        latest.setdefault(offer.registration_id, offer)
+    _load_people({r.id for r in people} | set(latest))
+    return WaitlistOverview(
+        people=[WaitingPerson(i, r, latest.get(r.id)) for i, r in enumerate(people, start=1)],
+        offers=offers[:RECENT_OFFERS],
+        offer_count=len(offers),
+        max_offers=waitlist.MAX_OFFERS,
+    )
+
+
+def _load_people(registration_ids: set[int]) -> None:
+    """One query for the registrations and prospects the page shows (no query per row)."""
+    if registration_ids:
+        db.session.scalars(
+            sa.select(Registration)
+            .where(Registration.id.in_(registration_ids))
+            .options(joinedload(Registration.prospect))
+        ).all()
 
 
 def sources_with_counts() -> list[tuple[Source, int]]:

@@ -1,4 +1,5 @@
-"""Open labs: list, page with the recruitment overview, creation, edit and CSV export."""
+"""Open labs: list, page with the recruitment overview and the waiting list, creation, edit
+and CSV export."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from crm.extensions import db
 from crm.forms.labs import LabForm, options
 from crm.models import Lab
 from crm.models.registration import REGISTRATION_STATUS_LABELS, REGISTRATION_STATUSES
-from crm.services import exports, lab_sending
+from crm.services import exports, lab_day, lab_sending
 from crm.services.labs import (
     LabError,
     LabInput,
@@ -32,8 +33,10 @@ from crm.services.labs import (
     lab_warnings,
     lab_when,
     next_lab_choices,
+    no_show_hint,
     previous_labs,
     update_lab,
+    waitlist_overview,
 )
 from crm.views import roles_required
 
@@ -92,6 +95,7 @@ def show(lab_id: int) -> str:
         "labs/show.html",
         lab=lab,
         overview=lab_overview(lab),
+        waiting=waitlist_overview(lab),
         previous=previous_labs(lab),
         warnings=lab_warnings(lab) if current_user.is_manager else [],
         sending=lab_sending.tab_counts(lab_sending.status_counts(lab.id)),
@@ -130,6 +134,8 @@ def edit(lab_id: int) -> tuple[str, int] | BaseResponse:
         try:
             warnings = update_lab(lab, _lab_input(form), current_user)
             db.session.commit()
+            # A closed lab that just got its next lab: its attendees are invited there.
+            lab_day.queue_invitations(lab)
         except LabError as exc:
             db.session.rollback()
             _attach(form, exc)
@@ -172,6 +178,8 @@ def _lab_input(form: LabForm) -> LabInput:
         target=form.target.data,
         status=form.status.data,
         next_lab_id=form.next_lab_id.data,
+        overbooking=form.overbooking.data,
+        offer_hours=form.offer_hours.data,
     )
 
 
@@ -186,4 +194,7 @@ def _attach(form: LabForm, exc: LabError) -> None:
 
 def _render_form(form: LabForm, lab: Lab | None) -> tuple[str, int]:
     has_errors = bool(form.form_errors) or any(f.errors for f in form)
-    return render_template("labs/form.html", form=form, lab=lab), 400 if has_errors else 200
+    hint = no_show_hint(lab) if lab is not None else None
+    return render_template(
+        "labs/form.html", form=form, lab=lab, no_show_hint=hint
+    ), 400 if has_errors else 200

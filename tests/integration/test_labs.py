@@ -27,6 +27,8 @@ def lab_form(**overrides: str) -> dict[str, str]:
         "target": "30",
         "status": "recruiting",
         "next_lab_id": "",
+        "overbooking": "0",
+        "offer_hours": "24",
     }
     values.update(overrides)
     return values
@@ -252,7 +254,7 @@ def test_over_capacity_is_said_in_words(app, manager_client):
         db.session.get(Lab, lab_id).capacity = 1
         db.session.commit()
     html = manager_client.get(f"/labs/{lab_id}").get_data(as_text=True)
-    assert "1 confirmé de plus que de places." in html
+    assert "1 personne de plus que de places." in html
     assert "Objectif atteint." in html
 
 
