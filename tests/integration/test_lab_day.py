@@ -13,10 +13,11 @@ from crm.extensions import db
 from crm.models import Event, FollowUp, Lab, Registration, Sequence, SequenceStep
 from crm.services import call_queue, lab_day, lab_series, registrations
 from crm.services.lab_day import LabDayError
-from crm.timeutil import utcnow
+from crm.timeutil import to_local, utcnow
 from tests.conftest import csrf_token
 from tests.factories import person
 from tests.integration.conftest import drain, lab_afternoon
+from tests.integration.test_labs import lab_form
 from workers.queues import DEFAULT
 
 
@@ -217,3 +218,25 @@ def test_lab_day_pages_are_for_managers(past_lab, caller_client):
     lab_id = past_lab["lab"].id
     assert caller_client.get(f"/labs/{lab_id}/apres").status_code == 403
     assert caller_client.get(f"/labs/{lab_id}/serie").status_code == 403
+
+
+def test_editing_a_closed_lab_to_add_its_next_lab_invites_the_attendees(
+    app, past_lab, manager_client, monkeypatch
+):
+    attendee = checked_in(past_lab)
+    lab = past_lab["lab"]
+    lab_day.close(lab, past_lab["alice"])
+    start, end = to_local(lab.starts_at), to_local(lab.ends_at)
+    form = lab_form(
+        title=lab.title,
+        day=start.date().isoformat(),
+        start=start.strftime("%H:%M"),
+        end=end.strftime("%H:%M"),
+        status="done",
+        next_lab_id=str(past_lab["next"].id),
+    )
+    url = f"/labs/{lab.id}/modifier"
+    form["csrf_token"] = csrf_token(manager_client, url)
+    assert manager_client.post(url, data=form).status_code == 302
+    drain(app, monkeypatch, DEFAULT)
+    assert [r.prospect_id for r in in_next_lab(past_lab)] == [attendee.prospect_id]
