@@ -24,19 +24,17 @@ from crm.forms.labs import LabForm, options
 from crm.models import Lab
 from crm.models.registration import REGISTRATION_STATUS_LABELS, REGISTRATION_STATUSES
 from crm.services import exports, lab_day, lab_sending
+from crm.services.lab_overview import lab_overview, no_show_hint, waitlist_overview
 from crm.services.labs import (
     LabError,
     LabInput,
     confirmed_counts,
     create_lab,
-    lab_overview,
     lab_warnings,
     lab_when,
     next_lab_choices,
-    no_show_hint,
     previous_labs,
     update_lab,
-    waitlist_overview,
 )
 from crm.views import roles_required
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from crm.extensions import db
 from crm.models import Event, Lab, PlaceOffer, Registration, Source
-from crm.services import answers, labs, offer_sending, waitlist
+from crm.services import answers, lab_overview, offer_sending, waitlist
 from crm.services.labs import LabError, LabInput, check_lab
 from crm.services.registrations import transition
 from crm.timeutil import format_local, utcnow
@@ -143,7 +143,7 @@ def test_the_form_shows_the_no_show_rate_of_the_previous_lab(app, manager_client
     # 40 places at 18 %: 9 people more (49 confirmed, about 9 absent).
     assert "Pour 40 places, une marge de 9 compenserait un taux semblable." in html
     with app.app_context():
-        rate = labs.previous_no_show_rate(db.session.get(Lab, lab_id))
+        rate = lab_overview.previous_no_show_rate(db.session.get(Lab, lab_id))
         assert (rate.no_show, rate.seen, rate.percent) == (2, 11, 18)
 
 
