@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from crm.extensions import db
 from crm.models import Event, FollowUp, Lab, PlaceOffer, Prospect, Registration, User
 from crm.models.offer import HOLDING_STATUSES
-from crm.services import followups, registrations
+from crm.services import followups, registrations, waitlist
 from crm.timeutil import utcnow
 
 RETURNING_RANK = -1  # before everyone else (0) in the callers' queue
@@ -198,6 +198,8 @@ def _invite(lab_id: int) -> int:
     next_lab = lab.next_lab
     if next_lab.starts_at <= utcnow() or next_lab.status not in ("draft", "recruiting"):
         return 0
+    # A parallel run waits here on PostgreSQL, then sees what the first one registered.
+    waitlist.lock_lab(next_lab.id)
     attendees = db.session.scalars(
         sa.select(Registration.prospect_id)
         .join(Prospect, Prospect.id == Registration.prospect_id)

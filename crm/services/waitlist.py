@@ -34,25 +34,40 @@ def places(lab: Lab) -> int:
     return lab.capacity + lab.overbooking
 
 
-def _lock(lab_id: int) -> None:
-    """Serialise place counting per lab on PostgreSQL (SQLite serialises every write)."""
+def lock_lab(lab_id: int) -> None:
+    """Serialise work on one lab's registrations on PostgreSQL (place counting, bulk
+    registration) until the transaction ends; SQLite serialises every write anyway."""
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(sa.select(Lab.id).where(Lab.id == lab_id).with_for_update())
 
 
-def taken(lab_id: int) -> int:
-    """Places taken: confirmed people plus offers still holding a place."""
-    confirmed = labs.confirmed_counts([lab_id])[lab_id]
-    held = db.session.scalar(
+def taken_expression(lab_id: int) -> sa.ColumnElement[int]:
+    """Places taken, as one SQL expression (a query may embed it with other columns)."""
+    confirmed = (
+        sa.select(sa.func.count())
+        .select_from(Registration)
+        .where(Registration.lab_id == lab_id, Registration.status.in_(labs.CONFIRMED_STATUSES))
+        .scalar_subquery()
+    )
+    held = (
         sa.select(sa.func.count())
         .select_from(PlaceOffer)
         .where(PlaceOffer.lab_id == lab_id, PlaceOffer.status.in_(HOLDING_STATUSES))
+        .scalar_subquery()
     )
-    return confirmed + int(held or 0)
+    return confirmed + held
 
 
-def free_places(lab: Lab) -> int:
-    return max(places(lab) - taken(lab.id), 0)
+def taken(lab_id: int) -> int:
+    """Places taken: confirmed people plus offers still holding a place (one query)."""
+    return int(db.session.scalar(sa.select(taken_expression(lab_id))) or 0)
+
+
+def free_places(lab: Lab, taken_places: int | None = None) -> int:
+    """Places left; `taken_places` when the caller already counted them (`taken_expression`)."""
+    if taken_places is None:
+        taken_places = taken(lab.id)
+    return max(places(lab) - taken_places, 0)
 
 
 def holding_offer(registration: Registration, now: datetime) -> PlaceOffer | None:
@@ -93,7 +108,7 @@ def seat_for(registration: Registration, now: datetime) -> Seat:
     offer = holding_offer(registration, now)
     if offer is not None:
         return Seat(True, offer)
-    _lock(registration.lab_id)
+    lock_lab(registration.lab_id)
     return Seat(free_places(registration.lab) > 0)
 
 
@@ -235,7 +250,7 @@ def candidates(lab_id: int, limit: int) -> list[Registration]:
 
 def fill(lab: Lab, now: datetime) -> int:
     """Offer each free place of the lab to the next candidate; returns the offers made."""
-    _lock(lab.id)
+    lock_lab(lab.id)
     free = free_places(lab)
     if free <= 0:
         return 0

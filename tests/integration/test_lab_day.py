@@ -4,6 +4,7 @@ first in the callers' queue, motivated / active users and the series page."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -240,3 +241,34 @@ def test_editing_a_closed_lab_to_add_its_next_lab_invites_the_attendees(
     assert manager_client.post(url, data=form).status_code == 302
     drain(app, monkeypatch, DEFAULT)
     assert [r.prospect_id for r in in_next_lab(past_lab)] == [attendee.prospect_id]
+
+
+def test_two_invitation_jobs_at_the_same_time_register_each_attendee_once(app, past_lab):
+    """Two workers running the job at once: one may hit the unique constraint and retries;
+    every attendee ends with exactly one registration in the next lab."""
+    past_lab["lab"].next_lab_id = past_lab["next"].id
+    db.session.commit()
+    present = [checked_in(past_lab) for _ in range(20)]
+    lab_day.close(past_lab["lab"], None)
+    lab_id, barrier, results, errors = past_lab["lab"].id, threading.Barrier(2), [], []
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                barrier.wait(timeout=10)
+                results.append(lab_day.invite_attendees(lab_id))
+            except Exception as exc:
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sum(results) == len(present)
+    db.session.expire_all()
+    registered = [r.prospect_id for r in in_next_lab(past_lab)]
+    assert sorted(registered) == sorted(r.prospect_id for r in present)
