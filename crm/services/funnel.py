@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import statistics
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,9 +39,9 @@ from crm.services.funnel_sql import (
     STEPS,
     Period,
     Scope,
-    delays,
     funnel_query,
     people_query,
+    total_median_query,
 )
 
 __all__ = [
@@ -70,7 +69,7 @@ class FunnelRow:
     messages: int = 0
     no_shows: int = 0
     opted_out: int = 0
-    days_to_confirm: list[float] = field(default_factory=list, repr=False)
+    median_days: float | None = None  # first contact → confirmation
 
     def rate(self, step: str) -> int | None:
         """Percent of the previous step that reached this one (of the present, for the two
@@ -99,9 +98,7 @@ class FunnelRow:
 
     @property
     def median_days_to_confirm(self) -> float | None:
-        if not self.days_to_confirm:
-            return None
-        return round(statistics.median(self.days_to_confirm), 1)
+        return None if self.median_days is None else round(self.median_days, 1)
 
     @property
     def no_show_rate(self) -> int | None:
@@ -146,13 +143,10 @@ def _rows(scope: Scope) -> list[FunnelRow]:
             messages=int(r["messages"] or 0),
             no_shows=int(r["no_shows"] or 0),
             opted_out=int(r["opted_out"] or 0),
+            median_days=None if r["median_days"] is None else float(r["median_days"]),
         )
         for r in result
     ]
-    by_key = {row.key: row for row in rows}
-    for key, days in delays(scope):
-        if key in by_key:
-            by_key[key].days_to_confirm.append(days)
     rows.sort(key=lambda row: (-row.counts["confirmed"], row.label))
     return rows
 
@@ -162,11 +156,15 @@ def compute(scope: Scope) -> Funnel:
     rows = _rows(scope)
     # Per caller, a registration called by two callers is in both rows: total it once.
     whole = _rows(replace(scope, by="source", called_only=True)) if scope.by == "caller" else rows
-    return Funnel(scope, rows, _total(whole))
+    return Funnel(scope, rows, _total(scope, whole))
 
 
-def _total(rows: list[FunnelRow]) -> FunnelRow:
+def _total(scope: Scope, rows: list[FunnelRow]) -> FunnelRow:
+    """Every row added up; the median of the whole comes from its own query (a median of
+    medians would be wrong)."""
     total = FunnelRow(None, "Total", {step: 0 for step in STEPS})
+    whole = db.session.execute(total_median_query(scope)).scalar()
+    total.median_days = None if whole is None else float(whole)
     for row in rows:
         for step in STEPS:
             total.counts[step] += row.counts[step]
@@ -174,7 +172,6 @@ def _total(rows: list[FunnelRow]) -> FunnelRow:
         total.messages += row.messages
         total.no_shows += row.no_shows
         total.opted_out += row.opted_out
-        total.days_to_confirm.extend(row.days_to_confirm)
     return total
 
 

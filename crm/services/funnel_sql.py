@@ -4,14 +4,15 @@ See crm.services.funnel for the definitions and the figures built on it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.functions import FunctionElement
 
-from crm.extensions import db
 from crm.models import Call, Consent, Event, FollowUp, InboundMessage, Lab, Prospect, Registration
 from crm.models.call import REACHED_OUTCOMES
 from crm.timeutil import local_zone
@@ -242,18 +243,64 @@ def per_registration(scope: Scope) -> sa.Subquery:
         .outerjoin(replies, replies.c.registration_id == Registration.id)
         .outerjoin(opted, opted.c.prospect_id == Registration.prospect_id)
     )
-    return query.subquery("per_registration")
+    return query.cte("per_registration")
+
+
+class days_between(FunctionElement[float]):
+    """(later − earlier) in days, as a float, on SQLite and PostgreSQL."""
+
+    type = sa.Float()
+    inherit_cache = True
+
+
+@compiles(days_between)
+def _days_between_postgresql(element: days_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"(EXTRACT(EPOCH FROM ({later} - {earlier})) / 86400.0)"
+
+
+@compiles(days_between, "sqlite")
+def _days_between_sqlite(element: days_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"(julianday({later}) - julianday({earlier}))"
+
+
+def _median_delays(rows: sa.CTE, per_key: bool = True) -> sa.Subquery:
+    """Per key (or over every row), the median days from first contact to confirmation
+    (window functions: SQLite has no percentile function)."""
+    delay = days_between(rows.c.confirmed_at, rows.c.first_contact)
+    partition = rows.c.key if per_key else None
+    ranked = (
+        sa.select(
+            (rows.c.key if per_key else sa.literal(0)).label("key"),
+            delay.label("delay"),
+            sa.func.row_number().over(partition_by=partition, order_by=delay).label("rank"),
+            sa.func.count().over(partition_by=partition).label("size"),
+        )
+        .where(rows.c.confirmed_at >= rows.c.first_contact)
+        .subquery("ranked_delays")
+    )
+    middle = sa.or_(
+        ranked.c.rank == (ranked.c.size + 1) // 2, ranked.c.rank == (ranked.c.size + 2) // 2
+    )
+    return (
+        sa.select(ranked.c.key, sa.func.avg(ranked.c.delay).label("median_days"))
+        .where(middle)
+        .group_by(ranked.c.key)
+        .subquery("median_delays")
+    )
 
 
 def funnel_query(scope: Scope) -> sa.Select:
-    """Per key: the count at each step and the extra figures, in one grouped query."""
+    """Per key: the count at each step and the extra figures, in one statement."""
     rows = per_registration(scope)
+    medians = _median_delays(rows)
     steps = [
         sa.func.sum(sa.case((rows.c.stage >= index, 1), else_=0)).label(step)
         for index, step in enumerate(STEPS[: LAST_STAGE + 1])
     ]
     steps += [sa.func.sum(rows.c[step]).label(step) for step in AFTER_THE_LAB]
-    return (
+    grouped = (
         sa.select(
             rows.c.key,
             *steps,
@@ -263,22 +310,24 @@ def funnel_query(scope: Scope) -> sa.Select:
             sa.func.sum(rows.c.opted_out).label("opted_out"),
         )
         .group_by(rows.c.key)
-        .order_by(rows.c.key)
+        .subquery("grouped")
+    )
+    # NULL keys (a source-less row cannot exist, but a caller deleted later can) still join.
+    same_key = sa.or_(
+        grouped.c.key == medians.c.key, sa.and_(grouped.c.key.is_(None), medians.c.key.is_(None))
+    )
+    return (
+        sa.select(grouped, medians.c.median_days)
+        .outerjoin(medians, same_key)
+        .order_by(grouped.c.key)
     )
 
 
-def delays(scope: Scope) -> list[tuple[Any, float]]:
-    """(key, days from first contact to confirmation) for the confirmed registrations; the
-    median is taken in Python (SQLite has no percentile function), over this short list."""
-    rows = per_registration(scope)
-    query = sa.select(rows.c.key, rows.c.first_contact, rows.c.confirmed_at).where(
-        rows.c.confirmed_at.is_not(None), rows.c.first_contact.is_not(None)
-    )
-    result = []
-    for key, first, confirmed in db.session.execute(query):
-        if confirmed >= first:
-            result.append((key, (confirmed - first).total_seconds() / 86400))
-    return result
+def total_median_query(scope: Scope) -> sa.Select:
+    """The median over every counted registration once (per caller, a registration called
+    by two callers is one registration)."""
+    rows = per_registration(replace(scope, by="lab", called_only=scope.through_calls))
+    return sa.select(_median_delays(rows, per_key=False).c.median_days)
 
 
 def people_query(scope: Scope, key: int | None, step: str) -> sa.Select:

@@ -123,7 +123,9 @@ def test_funnel_per_source(data):
     assert (b.calls, b.messages, b.calls_per_confirmed, b.messages_per_confirmed) == (2, 2, 1, 1)
     assert (b.no_shows, b.no_show_rate, b.opted_out, b.opt_out_rate) == (1, 100, 1, 25)
     assert a.no_show_rate == 0 and a.calls == 3
-    assert b.median_days_to_confirm == pytest.approx(3.0, abs=0.1)
+    assert b.median_days_to_confirm == pytest.approx(3.0, abs=0.1)  # 2 and 4 days
+    assert a.median_days_to_confirm == pytest.approx(6.0, abs=0.1)  # one person, no contact
+    assert result.total.median_days_to_confirm == pytest.approx(4.0, abs=0.1)  # 2, 4, 6
     assert counts(result.total) == [9, 8, 6, 5, 4, 2, 1, 2]
     assert b.rate("reached") == 75 and b.overall("confirmed") == 50
     assert a.rate("returned") == 50 and a.rate("active") == 100  # both out of the present
@@ -136,6 +138,7 @@ def test_funnel_per_caller_counts_only_who_they_called(data):
     assert counts(alice) == [3, 3, 2, 2, 1, 1, 1, 1]
     assert counts(bob) == [2, 2, 2, 2, 2, 0, 0, 0]
     assert counts(result.total) == [5, 5, 4, 4, 3, 1, 1, 1]
+    assert result.total.median_days_to_confirm == pytest.approx(4.0, abs=0.1)
     own = funnel.compute(Scope("caller", caller_id=bob.key))
     assert [r.label for r in own.rows] == ["bob@test.fr"]
 
