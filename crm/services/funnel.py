@@ -131,7 +131,8 @@ def _labels(by: str, keys: list[Any]) -> dict[Any, str]:
     return {key: label for key, label in rows}
 
 
-def _rows(scope: Scope) -> list[FunnelRow]:
+def _rows(scope: Scope) -> tuple[list[FunnelRow], float | None]:
+    """The rows, and the median of all of them when the query gives it (not per caller)."""
     result = db.session.execute(funnel_query(scope)).mappings().all()
     labels = _labels(scope.by, [r["key"] for r in result])
     rows = [
@@ -148,23 +149,27 @@ def _rows(scope: Scope) -> list[FunnelRow]:
         for r in result
     ]
     rows.sort(key=lambda row: (-row.counts["confirmed"], row.label))
-    return rows
+    whole = result[0].get("total_median") if result else None
+    return rows, None if whole is None else float(whole)
 
 
 def compute(scope: Scope) -> Funnel:
     """The funnel, straight from the database (see `funnel` for the cached one)."""
-    rows = _rows(scope)
-    # Per caller, a registration called by two callers is in both rows: total it once.
-    whole = _rows(replace(scope, by="source", called_only=True)) if scope.by == "caller" else rows
-    return Funnel(scope, rows, _total(scope, whole))
+    rows, median = _rows(scope)
+    if scope.by == "caller":
+        # A registration called by two callers is in both rows: total it once.
+        whole, _ = _rows(replace(scope, by="source", called_only=True))
+        median = db.session.execute(total_median_query(scope)).scalar()
+    else:
+        whole = rows
+    total = _total(whole)
+    total.median_days = None if median is None else float(median)
+    return Funnel(scope, rows, total)
 
 
-def _total(scope: Scope, rows: list[FunnelRow]) -> FunnelRow:
-    """Every row added up; the median of the whole comes from its own query (a median of
-    medians would be wrong)."""
+def _total(rows: list[FunnelRow]) -> FunnelRow:
+    """Every row added up (the caller sets the median: a median of medians would be wrong)."""
     total = FunnelRow(None, "Total", {step: 0 for step in STEPS})
-    whole = db.session.execute(total_median_query(scope)).scalar()
-    total.median_days = None if whole is None else float(whole)
     for row in rows:
         for step in STEPS:
             total.counts[step] += row.counts[step]

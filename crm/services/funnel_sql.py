@@ -316,16 +316,17 @@ def funnel_query(scope: Scope) -> sa.Select:
     same_key = sa.or_(
         grouped.c.key == medians.c.key, sa.and_(grouped.c.key.is_(None), medians.c.key.is_(None))
     )
-    return (
-        sa.select(grouped, medians.c.median_days)
-        .outerjoin(medians, same_key)
-        .order_by(grouped.c.key)
-    )
+    columns = [grouped, medians.c.median_days]
+    if scope.by != "caller":
+        # Each registration is in one row: the median of them all comes from the same rows.
+        whole = _median_delays(rows, per_key=False)
+        columns.append(sa.select(whole.c.median_days).scalar_subquery().label("total_median"))
+    return sa.select(*columns).outerjoin(medians, same_key).order_by(grouped.c.key)
 
 
 def total_median_query(scope: Scope) -> sa.Select:
-    """The median over every counted registration once (per caller, a registration called
-    by two callers is one registration)."""
+    """The median over every counted registration once, for the per-caller funnel (where a
+    registration called by two callers is in two rows)."""
     rows = per_registration(replace(scope, by="lab", called_only=scope.through_calls))
     return sa.select(_median_delays(rows, per_key=False).c.median_days)
 
