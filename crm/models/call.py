@@ -52,6 +52,8 @@ class Call(db.Model):
         enum_check("outcome", CALL_OUTCOMES, "outcome"),
         sa.Index("ix_calls_caller_created", "caller_id", "created_at"),
         sa.Index("ix_calls_lab_created", "lab_id", "created_at"),
+        # The funnel reads every call per registration from this index alone.
+        sa.Index("ix_calls_registration_facts", "registration_id", "created_at", "outcome"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
