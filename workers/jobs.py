@@ -24,6 +24,14 @@ def dispatch_due() -> dict[str, int | str]:
         return dispatcher.run()
 
 
+def refresh_dashboards() -> int:
+    """Recompute the dashboard figures pages asked for recently (`rq cron`, every 30 s)."""
+    from crm.services import funnel
+
+    with worker_app().app_context():
+        return funnel.refresh_wanted()
+
+
 def send_followup(followup_id: int) -> str:
     """Send one claimed follow-up (enqueued by the dispatcher as job "followup-<id>")."""
     from crm.services import sending

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict, dataclass, replace
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,6 +45,7 @@ from crm.services.funnel_sql import (
     people_query,
     total_median_query,
 )
+from crm.timeutil import utcnow
 
 __all__ = [
     "DIMENSIONS",
@@ -116,6 +119,7 @@ class Funnel:
     scope: Scope
     rows: list[FunnelRow]
     total: FunnelRow
+    computed_at: datetime = field(default_factory=utcnow)
 
 
 def _labels(by: str, keys: list[Any]) -> dict[Any, str]:
@@ -180,32 +184,90 @@ def _total(rows: list[FunnelRow]) -> FunnelRow:
     return total
 
 
-def _cache_key(scope: Scope) -> str:
+# --- Cache: the dashboard reads figures computed at most a minute ago --------------------------
+#
+# At 100,000 prospects a funnel takes seconds to compute on PostgreSQL (bench/funnel_bench.py):
+# pages read it from Redis. Each page marks its scope as wanted; the `rq cron` job
+# (workers.jobs.refresh_dashboards, every REFRESH_SECONDS) recomputes the scopes wanted in the
+# last WANTED_SECONDS before their entry expires, so a figure is never older than a minute and
+# a page only waits for a scope nobody looked at recently.
+
+WANTED_KEY = "crm:funnel:wanted"
+WANTED_SECONDS = 600
+REFRESH_SECONDS = 30
+
+
+def _scope_id(scope: Scope) -> str:
     period = scope.period
-    return (
-        f"crm:funnel:{scope.by}:{period.start}:{period.end}:{scope.lab_id}:"
-        f"{scope.caller_id}:{int(scope.called_only)}"
+    return json.dumps(
+        [
+            scope.by,
+            period.start.isoformat() if period.start else None,
+            period.end.isoformat() if period.end else None,
+            scope.lab_id,
+            scope.caller_id,
+            scope.called_only,
+        ]
     )
 
 
+def _scope_from(scope_id: str) -> Scope:
+    by, start, end, lab_id, caller_id, called_only = json.loads(scope_id)
+    period = Period(
+        date.fromisoformat(start) if start else None, date.fromisoformat(end) if end else None
+    )
+    return Scope(by, period, lab_id, caller_id, called_only)
+
+
+def _cache_key(scope: Scope) -> str:
+    return f"crm:funnel:{_scope_id(scope)}"
+
+
 def funnel(scope: Scope) -> Funnel:
-    """The funnel, cached for CACHE_SECONDS (Redis down: computed every time)."""
+    """The funnel from the cache (at most CACHE_SECONDS old), computed now when nobody asked
+    for it recently; Redis down: computed every time."""
     key = _cache_key(scope)
     try:
-        cached = get_redis().get(key)
+        redis = get_redis()
+        redis.zadd(WANTED_KEY, {_scope_id(scope): time.time()})
+        cached = redis.get(key)
     except RedisError:
         cached = None
     if cached:
         return _load(scope, json.loads(cached))
-    result = compute(scope)
+    return _store(compute(scope))
+
+
+def _store(result: Funnel) -> Funnel:
     with contextlib.suppress(RedisError):
-        get_redis().set(key, json.dumps(_dump(result)), ex=CACHE_SECONDS)
+        get_redis().set(_cache_key(result.scope), json.dumps(_dump(result)), ex=CACHE_SECONDS)
     return result
 
 
+def refresh_wanted() -> int:
+    """Recompute every scope a page asked for in the last WANTED_SECONDS; returns how many."""
+    redis = get_redis()
+    redis.zremrangebyscore(WANTED_KEY, 0, time.time() - WANTED_SECONDS)
+    refreshed = 0
+    for scope_id in redis.zrange(WANTED_KEY, 0, -1):
+        _store(compute(_scope_from(scope_id)))
+        db.session.rollback()  # nothing to keep: release the snapshot between scopes
+        refreshed += 1
+    return refreshed
+
+
 def _dump(result: Funnel) -> dict[str, Any]:
-    return {"rows": [asdict(r) for r in result.rows], "total": asdict(result.total)}
+    return {
+        "rows": [asdict(r) for r in result.rows],
+        "total": asdict(result.total),
+        "computed_at": result.computed_at.isoformat(),
+    }
 
 
 def _load(scope: Scope, data: dict[str, Any]) -> Funnel:
-    return Funnel(scope, [FunnelRow(**row) for row in data["rows"]], FunnelRow(**data["total"]))
+    return Funnel(
+        scope,
+        [FunnelRow(**row) for row in data["rows"]],
+        FunnelRow(**data["total"]),
+        datetime.fromisoformat(data["computed_at"]),
+    )

@@ -167,9 +167,10 @@ def test_dispatcher_runs_rq_cron_on_a_config_registering_dispatch_due(services):
         and call.func.attr == "register"
         and call.args
     }
-    assert "dispatch_due" in registered, f"{argv[-1]} registers {sorted(registered)}"
-    assert module_defines(config, "dispatch_due")
-    assert module_defines(ROOT / "workers" / "jobs.py", "dispatch_due")
+    for job in ("dispatch_due", "refresh_dashboards"):
+        assert job in registered, f"{argv[-1]} registers {sorted(registered)}"
+        assert module_defines(config, job)
+        assert module_defines(ROOT / "workers" / "jobs.py", job)
 
 
 @pytest.mark.parametrize("executable", ["gunicorn", "rq", "flask"])

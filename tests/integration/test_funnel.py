@@ -172,3 +172,17 @@ def test_the_cached_funnel_is_at_most_a_minute_old(data):
     key = funnel._cache_key(Scope("source"))
     assert 0 < get_redis().ttl(key) <= funnel.CACHE_SECONDS
     assert counts(funnel.funnel(Scope("source")).total) == counts(first.total)
+
+
+def test_wanted_scopes_are_refreshed_in_the_background(data, world):
+    scope = Scope("lab")
+    before = funnel.funnel(scope)
+    assert before.total.counts["invited"] == 9
+    person(world)  # a new registration: the cached figures do not see it yet
+    assert funnel.funnel(scope).total.counts["invited"] == 9
+    assert funnel.refresh_wanted() == 1
+    after = funnel.funnel(scope)
+    assert after.total.counts["invited"] == 10 and after.computed_at >= before.computed_at
+    # A scope nobody asked for in the last ten minutes is dropped from the refresh.
+    get_redis().zadd(funnel.WANTED_KEY, {funnel._scope_id(scope): 0})
+    assert funnel.refresh_wanted() == 0
