@@ -8,12 +8,14 @@ from crm.models.inbound import InboundMessage
 from crm.models.lab import Lab, Source
 from crm.models.message import Message
 from crm.models.offer import PlaceOffer
+from crm.models.privacy import AuditEntry, Suppression
 from crm.models.prospect import Consent, Prospect
 from crm.models.registration import Registration
 from crm.models.user import User
 
 __all__ = [
     "AppendOnlyError",
+    "AuditEntry",
     "Call",
     "CallTask",
     "Consent",
@@ -30,5 +32,6 @@ __all__ = [
     "Sequence",
     "SequenceStep",
     "Source",
+    "Suppression",
     "User",
 ]

@@ -72,6 +72,11 @@ class Prospect(TimestampMixin, db.Model):
     # an active user of the service (crm.services.lab_day).
     motivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     active_user_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Retention (CNIL: 3 years after the last contact that came from the person): an SMS
+    # reply, a link answer, a consent given, a visit to a lab. Erased people keep a row with
+    # no personal data, for the statistics.
+    last_person_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Bumped on every change, so that a form opened earlier never overwrites silently.
     version: Mapped[int] = mapped_column(default=1, server_default="1")
 
