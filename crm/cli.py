@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import date
 from pathlib import Path
 
 import click
@@ -91,6 +92,64 @@ def import_prospects_command(
         click.echo(f"  ligne {rejection.line_number} : {rejection.reason}")
     if batch.rejected_count > 20:
         click.echo(f"  … et {batch.rejected_count - 20} autres (voir l'import n° {batch.id}).")
+
+
+class FrenchUsageError(click.UsageError):
+    """A bad option, said in French (exit code 2, like click's own usage errors)."""
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"Erreur : {self.format_message()}", err=True)
+        click.echo("Aide : flask crm funnel --help", err=True)
+
+
+def _funnel_day(value: str | None, option: str) -> date | None:
+    from crm.forms.dashboard import parse_day
+
+    if value is None:
+        return None
+    try:
+        return parse_day(value)
+    except ValueError as exc:
+        raise FrenchUsageError(f"{option} : {exc} (ou AAAA-MM-JJ)") from exc
+
+
+@crm_cli.command("funnel")
+@click.option("--lab", "lab_ref", metavar="ID", help="N° de l'open lab (par défaut : tous).")
+@click.option("--by", "by", default="source", show_default=True, help="source, caller ou lab.")
+@click.option("--format", "fmt", default="json", show_default=True, help="json ou csv.")
+@click.option("--from", "start", metavar="AAAA-MM-JJ", help="Inscriptions à partir de ce jour.")
+@click.option("--to", "end", metavar="AAAA-MM-JJ", help="Inscriptions jusqu'à ce jour inclus.")
+def funnel_command(
+    lab_ref: str | None, by: str, fmt: str, start: str | None, end: str | None
+) -> None:
+    """Afficher l'entonnoir de recrutement (JSON, ou CSV « ; » avec BOM) sur la sortie standard."""
+    from crm.extensions import db
+    from crm.models import Lab
+    from crm.services import exports, funnel, funnel_export
+
+    if by not in funnel.DIMENSIONS:
+        raise FrenchUsageError(f"--by : « {by} » inconnu ; choisissez source, caller ou lab.")
+    if fmt not in ("json", "csv"):
+        raise FrenchUsageError(f"--format : « {fmt} » inconnu ; choisissez json ou csv.")
+    lab_id = None
+    if lab_ref is not None:
+        if not lab_ref.isdigit() or len(lab_ref) > 18:
+            raise FrenchUsageError(f"--lab : « {lab_ref} » n'est pas un numéro d'open lab.")
+        if db.session.get(Lab, int(lab_ref)) is None:
+            raise FrenchUsageError(f"--lab : l'open lab n° {lab_ref} n'existe pas.")
+        lab_id = int(lab_ref)
+    first, last = _funnel_day(start, "--from"), _funnel_day(end, "--to")
+    if first and last and first > last:
+        raise FrenchUsageError("--to doit être le même jour que --from ou après.")
+    result = funnel.funnel(funnel.Scope(by, funnel.Period(first, last), lab_id=lab_id))
+    if fmt == "json":
+        click.echo(json.dumps(funnel_export.funnel_json(result), ensure_ascii=False, indent=2))
+        return
+    header = (*funnel_export.funnel_header(by), *funnel_export.FIGURES_COLUMNS)
+    steps, figures = funnel_export.funnel_rows(result), funnel_export.figures_rows(result)
+    rows = [(*row, *extra[1:]) for row, extra in zip(steps, figures, strict=True)]
+    for chunk in exports.csv_chunks(header, rows):
+        click.echo(chunk, nl=False)
 
 
 def register_cli(app: Flask) -> None:

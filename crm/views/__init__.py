@@ -57,6 +57,7 @@ def nav_items(user: User) -> list[tuple[str, str]]:
     """The main navigation for this user's role."""
     items = [("main.home", "Accueil"), ("calls.workspace", "Appels")]
     items += [("labs.index", "Open labs"), ("prospects.index", "Prospects")]
+    items.append(("dashboard.index", "Tableau de bord"))
     if user.is_manager:
         items.append(("sources.index", "Sources"))
         items.append(("imports.new", "Importer"))
@@ -71,6 +72,7 @@ def register_views(app: Flask) -> None:
         auth,
         calls,
         checkin,
+        dashboard,
         errors,
         groups,
         health,
@@ -81,6 +83,7 @@ def register_views(app: Flask) -> None:
         links,
         main,
         outbox,
+        privacy,
         prospects,
         replies,
         sequences,
@@ -99,6 +102,8 @@ def register_views(app: Flask) -> None:
         imports,
         webhooks,
         links,
+        dashboard,
+        privacy,
     ):
         app.register_blueprint(module.bp)
     errors.register(app)

@@ -1,4 +1,4 @@
-"""Serves the DSFR installed by npm (node_modules is never committed)."""
+"""Serves the DSFR and Chart.js installed by npm (node_modules is never committed)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from crm.config import PROJECT_ROOT
 from crm.views import public
 
 DSFR_DIST = PROJECT_ROOT / "node_modules" / "@gouvfr" / "dsfr" / "dist"
+CHARTJS_DIST = PROJECT_ROOT / "node_modules" / "chart.js" / "dist"
 
 bp = Blueprint("assets", __name__)
 
@@ -22,3 +23,9 @@ def dsfr(filename: str) -> Response:
 @public
 def favicon() -> Response:
     return send_from_directory(DSFR_DIST / "favicon", "favicon.ico", max_age=7 * 24 * 3600)
+
+
+@bp.get("/chartjs/chart.umd.js")
+def chartjs() -> Response:
+    """Chart.js for the dashboard's charts (signed-in pages only, like the dashboard)."""
+    return send_from_directory(CHARTJS_DIST, "chart.umd.js", max_age=7 * 24 * 3600)
