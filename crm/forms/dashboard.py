@@ -12,6 +12,7 @@ from wtforms.widgets import DateInput
 
 from crm.forms.labs import int_or_none, options
 from crm.services.funnel import DIMENSION_LABELS, STEPS
+from crm.services.funnel_sql import PEOPLE_LISTS
 
 DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y")  # <input type=date> sends ISO; people type dd/mm/yyyy
 FIRST_YEAR, LAST_YEAR = 2000, 2100
@@ -83,6 +84,6 @@ def parse_key(raw: str | None) -> int | None:
 
 
 def check_step(raw: str | None) -> str:
-    if raw not in STEPS:
+    if raw not in STEPS and raw not in PEOPLE_LISTS:
         raise ValueError("Cette étape de l'entonnoir n'existe pas.")
     return raw

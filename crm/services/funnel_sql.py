@@ -41,6 +41,8 @@ STEP_LABELS = {
 # counted among the present, each on its own: an active user may never have come back.
 LAST_STAGE = STEPS.index("present")
 AFTER_THE_LAB = ("returned", "active")
+# The people behind the other figures' rates (the per-confirmed figures link to "confirmed").
+PEOPLE_LISTS = {"no_show": "Absents le jour du lab", "opted_out": "Ont refusé d'être contactés"}
 DIMENSIONS = ("source", "caller", "lab")
 DIMENSION_LABELS = {"source": "Par source", "caller": "Par appelant·e", "lab": "Par open lab"}
 INTERESTED_OR_BEYOND = ("interested", "confirmed", "waitlisted", "attended", "no_show")
@@ -332,12 +334,15 @@ def total_median_query(scope: Scope) -> sa.Select:
 
 
 def people_query(scope: Scope, key: int | None, step: str) -> sa.Select:
-    """The registrations behind one figure (key None: the total), for the list page."""
-    if step not in STEPS:
+    """The registrations behind one figure (key None: the total), for the list page: a step
+    of the funnel, or one of the people behind a rate (PEOPLE_LISTS)."""
+    if step not in STEPS and step not in PEOPLE_LISTS:
         raise ValueError(f"unknown funnel step {step!r}")
     rows = per_registration(scope)
-    after_the_lab = step in AFTER_THE_LAB
-    reached = rows.c[step] == 1 if after_the_lab else rows.c.stage >= STEPS.index(step)
+    if step in PEOPLE_LISTS or step in AFTER_THE_LAB:
+        reached = rows.c[step] == 1
+    else:
+        reached = rows.c.stage >= STEPS.index(step)
     query = sa.select(rows.c.registration_id).where(reached)
     if key is not None:
         query = query.where(rows.c.key == key)

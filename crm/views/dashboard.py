@@ -17,6 +17,7 @@ from crm.models import Lab
 from crm.services import exports
 from crm.services import funnel_export as fx
 from crm.services.funnel import DIMENSION_LABELS, STEP_LABELS, STEPS
+from crm.services.funnel_sql import PEOPLE_LISTS
 from crm.views import roles_required
 
 bp = Blueprint("dashboard", __name__, url_prefix="/tableau-de-bord")
@@ -89,7 +90,7 @@ def people() -> Page:
         errors=[],
         page=page,
         args=args,
-        step_label=STEP_LABELS[step],
+        step_label=STEP_LABELS.get(step) or PEOPLE_LISTS[step],
         row_label=_row_label(scope, key),
         filters=filters,
     )

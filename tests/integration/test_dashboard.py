@@ -41,7 +41,8 @@ def _text(response) -> str:  # type: ignore[no-untyped-def]
 def figures(page: str) -> dict[tuple[str, str], tuple[int, str]]:
     """(key, step) → (the count shown, the link to its people), from the funnel table."""
     found = {}
-    for href, text in LINK.findall(page):
+    funnel_table = page.split('id="titre-indicateurs"', 1)[0]
+    for href, text in LINK.findall(funnel_table):
         url = html.unescape(href)
         args = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
         found[(args["key"], args["step"])] = (int(re.sub(r"\D", "", text)), url)
@@ -287,3 +288,13 @@ def test_chartjs_is_served_from_node_modules(named, manager_client):
     assert response.status_code == 200
     assert b"Chart" in response.data[:5000]
     response.close()
+
+
+def test_the_other_figures_link_to_their_people_too(named, manager_client):
+    page = _text(manager_client.get(URL))
+    b = named["b"].id
+    for step, present, absent in (("no_show", "P7", "P6"), ("opted_out", "P4", "P5")):
+        link = f"personnes?step={step}&by=source&key={b}"
+        assert link in page
+        people = _text(manager_client.get(URL + link))
+        assert f"P {present}" in people and f"P {absent}" not in people
