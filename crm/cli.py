@@ -152,5 +152,44 @@ def funnel_command(
         click.echo(chunk, nl=False)
 
 
+@crm_cli.command("erase")
+@click.option("--phone", help="Téléphone de la personne (tout format).")
+@click.option("--email", help="Adresse e-mail de la personne.")
+@click.option("--yes", is_flag=True, help="Ne pas demander de confirmation.")
+def erase_command(phone: str | None, email: str | None, yes: bool) -> None:
+    """Effacer les données personnelles d'une personne, à sa demande (RGPD, article 17)."""
+    from crm.extensions import db
+    from crm.services import erasure, privacy
+
+    if bool(phone) == bool(email):
+        raise click.UsageError("Indiquez soit --phone, soit --email.")
+    prospect = privacy.find_by_contact(phone=phone, email=email)
+    if prospect is None:
+        raise click.ClickException("Aucune personne avec ce téléphone ou cet e-mail.")
+    if not yes:
+        click.confirm(
+            f"Effacer définitivement les données de {prospect.full_name} "
+            f"(fiche n° {prospect.id}) ?",
+            abort=True,
+        )
+    result = erasure.erase(prospect, None)  # audited as "ligne de commande"
+    db.session.commit()
+    counts = ", ".join(f"{k.replace('_', ' ')} : {v}" for k, v in result.counts.items())
+    click.echo(f"Fiche n° {result.prospect_id} effacée ({counts}).")
+
+
+@crm_cli.command("retention")
+@click.option("--dry-run", is_flag=True, help="Lister sans rien anonymiser.")
+def retention_command(dry_run: bool) -> None:
+    """Anonymiser les personnes sans contact venu d'elles depuis RETENTION_DAYS jours."""
+    from crm.services import retention
+
+    ids = retention.run(dry_run=dry_run)
+    verb = "seraient anonymisées" if dry_run else "anonymisées"
+    click.echo(f"{len(ids)} personne(s) {verb} (durée : {retention.retention_days()} jours).")
+    if ids:
+        click.echo("Fiches n° " + ", ".join(str(i) for i in ids))
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(crm_cli)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from rq import cron
 
 from crm.services.funnel import REFRESH_SECONDS
-from workers.jobs import dispatch_due, refresh_dashboards
-from workers.queues import DISPATCH
+from workers.jobs import dispatch_due, refresh_dashboards, run_retention
+from workers.queues import DEFAULT, DISPATCH
 
 DISPATCH_INTERVAL_SECONDS = 30
 
 cron.register(dispatch_due, DISPATCH, interval=DISPATCH_INTERVAL_SECONDS, job_timeout=300)
 cron.register(refresh_dashboards, DISPATCH, interval=REFRESH_SECONDS, job_timeout=300)
+# Daily at 03:00 (the cron process's local time), outside working hours.
+cron.register(run_retention, DEFAULT, cron="0 3 * * *", job_timeout=3600)

@@ -65,5 +65,13 @@ def run_import(import_id: int) -> dict[str, Any] | None:
         return None if batch is None else batch.progress()
 
 
+def run_retention() -> int:
+    """Anonymise the people whose retention period is over (`rq cron`, daily)."""
+    from crm.services import retention
+
+    with worker_app().app_context():
+        return len(retention.run())
+
+
 def noop() -> None:
     """Does nothing: bench/followups_bench.py measures RQ's own cost per job with it."""

@@ -116,6 +116,7 @@ def check_in(registration: Registration, actor: User | None) -> CheckInResult:
         )
     registrations.transition(registration, "attended", actor, CHECK_IN_REASON)
     registration.checked_in_at = utcnow()
+    registration.prospect.last_person_contact_at = registration.checked_in_at  # retention
     for kind in STOPPED_KINDS:
         followups.cancel_open(registration, kind, "La personne est venue à l'open lab.")
     if lab.status == "done":  # checked in late, after closing: thanked like the others

@@ -19,6 +19,7 @@ from crm.extensions import db
 from crm.models import Event, Lab, Prospect, Registration, Source, User
 from crm.models.prospect import QUALIFICATION_LABELS
 from crm.models.registration import REGISTRATION_STATUS_LABELS
+from crm.services import audit
 from crm.services.normalise import format_phone
 from crm.timeutil import to_local
 
@@ -152,7 +153,9 @@ def lab_export_filename(lab: Lab, status: str | None = None) -> str:
 
 
 def record_export(lab: Lab, actor: User | None, status: str | None) -> None:
-    """Keep a trace of who exported the personal data of a lab (the caller commits)."""
+    """Keep a trace of who exported the personal data of a lab (the caller commits): an
+    event on the lab's timeline and an entry in the audit trail."""
+    audit.record("list.exported", "lab", lab.id, {"liste": "inscriptions", "statut": status})
     db.session.add(
         Event(
             kind="lab.exported",

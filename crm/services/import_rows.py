@@ -26,6 +26,7 @@ from crm.services.import_rules import (
     RowRejected,
     clean_row,
 )
+from crm.services.privacy import REIMPORT_REFUSED, suppressed_values
 
 _KNOWN_COLUMNS = (*STATE_FIELDS, "allow_sms", "allow_email", "allow_phone")
 
@@ -66,6 +67,7 @@ def process_batch(ctx: ImportContext, records: list[Record]) -> BatchCounts:
             accepted.append((record, clean_row(record.fields, ctx.mapping)))
         except RowRejected as exc:
             rejections.append(_rejection(ctx, record, str(exc)))
+    accepted = _without_erased(ctx, accepted, rejections)
     plan = BatchPlan(_load_known([cleaned for _, cleaned in accepted]))
     outcomes = [(record, plan.add(cleaned)) for record, cleaned in accepted]
     touched = list({id(o.person): o.person for _, o in outcomes}.values())
@@ -91,6 +93,25 @@ def _rejection(ctx: ImportContext, record: Record, reason: str) -> dict[str, Any
         "raw": record.raw,
         "reason": reason,
     }
+
+
+def _without_erased(
+    ctx: ImportContext, accepted: list[Any], rejections: list[dict[str, Any]]
+) -> list[Any]:
+    """Rows of people erased at their request (suppression list, one query per batch) are
+    rejected, without their text: keeping it would bring the person back in another table."""
+    erased = suppressed_values([c.phone for _, c in accepted], [c.email for _, c in accepted])
+    if not erased:
+        return accepted
+    kept = []
+    for record, cleaned in accepted:
+        if cleaned.phone in erased or cleaned.email in erased:
+            row = _rejection(ctx, record, REIMPORT_REFUSED)
+            row["raw"] = ""
+            rejections.append(row)
+        else:
+            kept.append((record, cleaned))
+    return kept
 
 
 def _load_known(rows: list[Any]) -> list[dict[str, Any]]:

@@ -100,6 +100,8 @@ def answer(state: LinkState, action: Action) -> Outcome:
     registration = state.registration
     if registration is None or (action != "stop" and not state.valid):
         raise ValueError(f"{action} is not possible on a {state.status} link")
+    if action != "stop":  # the person answered: retention restarts (a STOP objects instead)
+        registration.prospect.last_person_contact_at = utcnow()
     if action == "confirm":
         return _confirmation_outcome(answers.confirm(registration, "link"))
     if action == "decline":

@@ -18,6 +18,8 @@ from crm.services.normalise import (
     normalise_phone,
     search_key,
 )
+from crm.services.privacy import SAVE_REFUSED, is_suppressed
+from crm.timeutil import utcnow
 
 # Fields a merge may fill when the existing value is empty; existing values always win.
 MERGE_FIELDS = ("first_name", "last_name", "phone", "email", "organisation", "profile")
@@ -136,6 +138,8 @@ def save(
 ) -> tuple[Prospect, bool]:
     """Create the prospect or merge it into the same person: (prospect, created)."""
     cleaned = clean(data, contact_required=contact_required)
+    if is_suppressed(cleaned.phone, cleaned.email):  # erased at their request: never again
+        raise ProspectError(SAVE_REFUSED)
     existing = find_existing(cleaned.phone, cleaned.email)
     if existing is None:
         prospect = Prospect(source=source, **cleaned.as_dict())
@@ -178,6 +182,8 @@ def set_permission(
     """Change one contact permission and write its ledger row; no row when nothing changes."""
     if channel not in CHANNELS:
         raise ProspectError(f"Canal inconnu : {channel}.")
+    if from_person and granted:  # a contact initiated by the person: retention restarts
+        prospect.last_person_contact_at = utcnow()
     if prospect.allows(channel) == granted:
         return None
     setattr(prospect, f"allow_{channel}", granted)

@@ -164,6 +164,8 @@ def _apply(inbound: InboundMessage) -> str | None:
         inbound.outcome, inbound.note = "unknown_sender", "Aucune personne avec ce numéro."
         return None
     inbound.prospect_id = prospect.id
+    if answer is not Reply.OPT_OUT:  # a STOP objects: it does not extend the retention
+        prospect.last_person_contact_at = utcnow()
     if answer is Reply.OPT_OUT:
         changed = answers.opt_out(prospect, "sms", ("sms",), basis=inbound.body[:200])
         return _applied(inbound, "SMS refusés (STOP).", TEXTS["opted_out"] if changed else None)

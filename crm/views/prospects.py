@@ -25,6 +25,7 @@ from crm.forms.prospects import (
 from crm.models import Lab, Prospect, Registration, Source
 from crm.models.prospect import CHANNEL_LABELS, CONSENT_METHOD_LABELS, QUALIFICATION_LABELS
 from crm.models.registration import REGISTRATION_STATUS_LABELS
+from crm.services import audit
 from crm.services.normalise import format_phone
 from crm.services.prospect_records import (
     ContactTaken,
@@ -107,6 +108,8 @@ def edit(prospect_id: int) -> Page:
             if form.version.data and form.version.data != str(prospect.version):
                 raise StaleDataError()
             changed = update_prospect(prospect, _prospect_input(form), source, current_user)
+            if changed:
+                audit.record("prospect.changed", "prospect", prospect.id, {"champs": changed})
             db.session.commit()
         except StaleDataError:
             db.session.rollback()
@@ -127,7 +130,10 @@ def edit(prospect_id: int) -> Page:
 
 @bp.get("/<int:prospect_id>")
 def show(prospect_id: int) -> Page:
-    return _render_show(db.get_or_404(Prospect, prospect_id))
+    prospect = db.get_or_404(Prospect, prospect_id)
+    audit.record("prospect.viewed", "prospect", prospect.id)
+    db.session.commit()
+    return _render_show(prospect)
 
 
 @bp.post("/<int:prospect_id>/qualification")
@@ -170,6 +176,9 @@ def permission(prospect_id: int) -> Page:
             from_person=form.from_person.data == "1",
             basis=(form.basis.data or "").strip(),
         )
+        if consent is not None:
+            detail = {"autorisation": form.channel.data, "accordee": granted}
+            audit.record("prospect.changed", "prospect", prospect.id, detail)
         db.session.commit()
     except (ProspectError, StaleDataError) as exc:
         db.session.rollback()
