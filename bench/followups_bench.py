@@ -26,6 +26,7 @@ import cProfile
 import io
 import os
 import pstats
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm.attributes import set_committed_value
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -187,6 +187,24 @@ def stop(processes: list[subprocess.Popen[bytes]], grace: float = 30.0) -> None:
             process.wait(timeout=10)
 
 
+class CpuMeter:
+    """CPU seconds used during a phase by the worker processes (this process's children,
+    counted once they have exited). PostgreSQL's share is not counted: its backends exit
+    with the workers' connections, taking their CPU counters with them."""
+
+    def __init__(self) -> None:
+        self.start = self._workers()
+
+    @staticmethod
+    def _workers() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def report(self, label: str, jobs: int) -> str:
+        used = self._workers() - self.start
+        return f"  {label} worker CPU a job {1000 * used / jobs:.1f} ms"
+
+
 def bare_rate(rows: int, args: argparse.Namespace, redis: Redis, env: dict[str, str], logs: Path):
     """The reference: `rows` jobs that do nothing, through the same workers."""
     queue = Queue(MESSAGES, connection=redis)
@@ -196,11 +214,13 @@ def bare_rate(rows: int, args: argparse.Namespace, redis: Redis, env: dict[str, 
             for _ in range(min(1000, rows - start))
         ]
         queue.enqueue_many(data)
+    meter = CpuMeter()
     began = time.perf_counter()
     processes = start_workers(args.workers, args.worker_class, args.redis_url, env, logs)
     for process in processes:
         process.wait(timeout=TIME_LIMIT)
     elapsed = time.perf_counter() - began
+    print(meter.report("bare jobs:", rows), flush=True)
     left = queue.count
     failed = FailedJobRegistry(queue=queue).count
     if left or failed:
@@ -221,6 +241,7 @@ def send_all(app: Flask, args: argparse.Namespace, redis: Redis, env: dict[str, 
     passes: list[tuple[float, int]] = []
     restarts = 0
     queue = Queue(MESSAGES, connection=redis)
+    meter = CpuMeter()
     with app.app_context():
         began = time.perf_counter()
         processes: list[subprocess.Popen[bytes]] = []
@@ -253,6 +274,7 @@ def send_all(app: Flask, args: argparse.Namespace, redis: Redis, env: dict[str, 
                 break
         elapsed = time.perf_counter() - began
     stop(processes)
+    print(meter.report("follow-ups:", args.rows), flush=True)
     return elapsed, passes, restarts
 
 
@@ -285,7 +307,8 @@ def verify(fake: FakeTwilioServer, redis: Redis) -> dict[str, Any]:
 
 def profile_sends(app: Flask, count: int) -> None:
     """The send job's parts, timed in this process on claimed rows (no RQ): the first half
-    with timers and a count of SQL statements and commits, the second half under cProfile."""
+    with timers and a count of SQL statements, commits and pool checkouts (each one a
+    `pool_pre_ping` round trip, then a BEGIN), the second half under cProfile."""
     from crm.messaging import sms
     from crm.services import sending
 
@@ -303,106 +326,26 @@ def profile_sends(app: Flask, count: int) -> None:
 
         setattr(module, name, wrapper)
 
-    for name in ("check", "pace_sms", "_prepare", "_move", "deliver_sms", "_event"):
+    for name in ("check", "_counts", "pace_sms", "_prepare", "_move", "deliver_sms", "_event"):
         timed(sending, name)
-    for name in ("claim", "record_success"):
-        timed(sms, name)
+    timed(sms, "record_success")
     timed(sms.twilio_backend, "send")
     with app.app_context():
         dispatcher.run()
         ids = list(db.session.scalars(sa.select(FollowUp.id).where(FollowUp.status == "queued")))
         db.session.remove()
-        q = len(ids) // 4
-        as_is, proposed, proposed_all, profiled = (ids[k * q : (k + 1) * q] for k in range(4))
-        measure_sends("as is", as_is, lambda i: sending.send(i), totals)
-        # The proposed change, emulated: the row and everything check() and _prepare() read
-        # loaded in one query, and commits that do not expire them (no reload after each).
-        db.session.remove()
-        db.session.configure(expire_on_commit=False)
-        measure_sends("proposed loading", proposed, lambda i: (load(i), sending.send(i)), totals)
-        with fewer_round_trips():
-            measure_sends(
-                "proposed, all", proposed_all, lambda i: (load(i), sending.send(i)), totals
-            )
-        db.session.remove()
-        db.session.configure(expire_on_commit=True)
+        half = len(ids) // 2
+        measure_sends("send", ids[:half], sending.send, totals)
         profiler = cProfile.Profile()
-        for followup_id in profiled:
+        for followup_id in ids[half:]:
             profiler.enable()
             sending.send(followup_id)
             profiler.disable()
             db.session.remove()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
-    stats.print_stats(r"crm/|psycopg/connection|sqlite3|socket|requests/sessions", 30)
+    stats.print_stats(r"crm/|psycopg/connection|sqlite3|socket|requests/sessions|twilio/", 40)
     print(out.getvalue())
-
-
-@contextmanager
-def fewer_round_trips() -> Iterator[None]:
-    """Emulates the rest of the proposed change (docs/benchmarks.md): a conditional UPDATE
-    that does not reload the row it moved, the Message committed as `sending` together with
-    the follow-up (no second UPDATE and commit before the provider call), and the provider's
-    answer committed with the follow-up's `sent` and its event (one commit, not two)."""
-    from crm.messaging import sms
-    from crm.services import sending
-
-    saved = (sending._move, sms.claim, sms.record_success)
-
-    def move(row: FollowUp, expected: str, **values: Any) -> bool:
-        values.setdefault("updated_at", utcnow())
-        result = db.session.execute(
-            sa.update(FollowUp)
-            .where(FollowUp.id == row.id, FollowUp.status == expected)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            db.session.rollback()
-            return False
-        if values.get("status") == "sending":  # the Message goes out in the same commit
-            db.session.get(Message, values["message_id"]).status = "sending"  # type: ignore[union-attr]
-        db.session.commit()
-        for key, value in values.items():
-            set_committed_value(row, key, value)
-        return True
-
-    def claim(message: Message, backend: str) -> None:
-        if message.status != "sending":
-            raise RuntimeError("emulation: the Message should be committed as sending")
-        message.backend = backend
-
-    def record_success(message: Message, accepted: Any) -> Message:
-        message.status, message.sent_at = "sent", utcnow()
-        message.provider_id, message.provider_status = (
-            accepted.provider_id,
-            accepted.provider_status,
-        )
-        return message  # committed by the caller with the follow-up's `sent`
-
-    sending._move, sms.claim, sms.record_success = move, claim, record_success
-    try:
-        yield
-    finally:
-        sending._move, sms.claim, sms.record_success = saved
-
-
-def load(followup_id: int) -> None:
-    """One query for the row, its registration, prospect, lab, step and sequence."""
-    from sqlalchemy.orm import joinedload
-
-    from crm.models import Registration, SequenceStep
-
-    registration = joinedload(FollowUp.registration)
-    db.session.scalars(
-        sa.select(FollowUp)
-        .where(FollowUp.id == followup_id)
-        .options(
-            registration.joinedload(Registration.prospect),
-            registration.joinedload(Registration.lab),
-            joinedload(FollowUp.step).joinedload(SequenceStep.sequence),
-        )
-    ).one()
 
 
 def measure_sends(
@@ -418,8 +361,12 @@ def measure_sends(
     def commit(conn: Any) -> None:
         statements["COMMIT"] += 1
 
+    def checkout(*args: Any) -> None:
+        statements["pool checkout"] += 1
+
     sa.event.listen(db.engine, "before_cursor_execute", count)
     sa.event.listen(db.engine, "commit", commit)
+    sa.event.listen(db.engine.pool, "checkout", checkout)
     began = time.perf_counter()
     for followup_id in ids:
         send(followup_id)
@@ -427,6 +374,7 @@ def measure_sends(
     elapsed = time.perf_counter() - began
     sa.event.remove(db.engine, "before_cursor_execute", count)
     sa.event.remove(db.engine, "commit", commit)
+    sa.event.remove(db.engine.pool, "checkout", checkout)
     n = len(ids)
     print(f"  {label}: {n} sends in one process, {n / elapsed:.0f}/s, {1000 * elapsed / n:.2f} ms")
     print("    ms a send by part (nested parts are inside their callers):")
@@ -491,6 +439,10 @@ def main() -> None:
             f"  dispatcher: {len(passes)} passes, a 10,000-row pass "
             f"median {statistics.median(full):.2f} s (claim + enqueue)"
         )
+    print(
+        f"  first dispatcher pass (before the workers start): {passes[0][0]:.2f} s "
+        f"for {passes[0][1]:,} rows"
+    )
     print(f"  worker restarts (queue drained before the next pass): {restarts}")
     print(f"  rows by status: {result['by_status']}")
     print(

@@ -3,6 +3,12 @@
 `claim` moves the row from `pending` to `sending` with a conditional UPDATE and commits before
 the provider is called: two workers delivering the same row cannot both get past it, and a row
 that is already `sending`, `sent`, `failed`... is never handed to a provider again.
+
+A caller that guards the send with its own conditional UPDATE (the follow-up engine) may
+instead create the row already `sending` in the transaction of that guard and commit both at
+once (`prepare_*(..., claimed=True)`, then `deliver_*(message, claimed=True)`): the guard,
+which only one worker can pass, plays the part of `claim`, and the rule is the same: the row
+is committed `sending` before the provider is called.
 """
 
 from __future__ import annotations
@@ -46,14 +52,26 @@ def claim(message: Message, backend: str) -> None:
     db.session.commit()
 
 
-def record_success(message: Message, accepted: Accepted) -> Message:
+def check_claimed(message: Message) -> None:
+    """A row created `sending` by its caller must have been committed so before the provider
+    call (`claimed=True`); anything else is a programming error, never a send."""
+    if message in db.session.new or db.session.is_modified(message):
+        raise RuntimeError(f"message {message.id}: commit it as `sending` before delivering it")
+    if message.status != "sending":
+        raise AlreadySentError(message.id, message.status)
+
+
+def record_success(message: Message, accepted: Accepted, *, commit: bool = True) -> Message:
+    """Store the provider's answer; `commit=False` leaves the commit to the caller (who
+    commits it together with its own record of the send)."""
     message.status = "sent"
     message.sent_at = utcnow()
     message.provider_id = accepted.provider_id
     message.provider_status = accepted.provider_status
     if accepted.segments:
         message.segments = accepted.segments
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return message
 
 

@@ -14,7 +14,7 @@ from flask import current_app
 from crm.config import ConfigError
 from crm.extensions import db
 from crm.messaging import outbox, smtp_backend
-from crm.messaging.delivery import claim, record_failure, record_success
+from crm.messaging.delivery import check_claimed, claim, record_failure, record_success
 from crm.messaging.errors import SendError
 from crm.models import Message
 
@@ -40,8 +40,10 @@ def prepare_email(
     *,
     unsubscribe_url: str | None = None,
     prospect_id: int | None = None,
+    claimed: bool = False,
 ) -> Message:
-    """A pending Message row, added and flushed (it has an id) but not committed."""
+    """A pending Message row (`sending` when `claimed`: see crm.messaging.sms), added and
+    flushed (it has an id) but not committed."""
     if unsubscribe_url and any(c in unsubscribe_url for c in " <>\r\n"):
         raise ValueError(f"invalid unsubscribe URL: {unsubscribe_url!r}")
     message = Message(
@@ -53,7 +55,7 @@ def prepare_email(
         body=text,
         html=html or None,
         list_unsubscribe=unsubscribe_url or None,
-        status="pending",
+        status="sending" if claimed else "pending",
         prospect_id=prospect_id,
     )
     db.session.add(message)
@@ -61,8 +63,9 @@ def prepare_email(
     return message
 
 
-def deliver_email(message: Message) -> Message:
-    """Hand a pending e-mail row to the server; return it `sent` or raise a SendError."""
+def deliver_email(message: Message, *, claimed: bool = False, commit: bool = True) -> Message:
+    """Hand a pending e-mail row to the server; return it `sent` or raise a SendError.
+    `claimed` and `commit`: as for crm.messaging.sms.deliver_sms."""
     if message.channel != "email":
         raise ValueError(f"message {message.id} is not an e-mail")
     backend = email_backend_name()
@@ -73,7 +76,10 @@ def deliver_email(message: Message) -> Message:
             raise ConfigError("EMAIL_BACKEND=smtp demande SMTP_URL.")
         timeout = float(current_app.config.get("SMTP_TIMEOUT_SECONDS") or 10.0)
         settings = smtp_backend.SmtpSettings.from_url(url, timeout)
-    claim(message, backend)
+    if claimed:
+        check_claimed(message)
+    else:
+        claim(message, backend)
     try:
         if settings:
             mime = smtp_backend.build_email(
@@ -91,7 +97,7 @@ def deliver_email(message: Message) -> Message:
     except SendError as error:
         record_failure(message, error)
         raise
-    return record_success(message, accepted)
+    return record_success(message, accepted, commit=commit)
 
 
 def send_email(

@@ -6,6 +6,9 @@ The backend is `SMS_BACKEND` ("twilio" when the three TWILIO_* settings are set,
 - `send_sms(...)`: create the Message row and deliver it at once.
 - `prepare_sms(...)` then `deliver_sms(message)`: the caller creates the row in its own
   transaction (e.g. together with its follow-up row), commits, and delivers it later.
+- `prepare_sms(..., claimed=True)`, commit, then `deliver_sms(message, claimed=True,
+  commit=False)`: the caller's own guard claims the row (crm.messaging.delivery) and it
+  commits the provider's answer with its own record (one commit before the call, one after).
 
 Delivery commits the session, marks the row `sending` before the provider call, and never
 hands a row that is not `pending` to the provider (AlreadySentError). Failures are stored on
@@ -19,7 +22,7 @@ from flask import current_app
 from crm.config import ConfigError
 from crm.extensions import db
 from crm.messaging import outbox, twilio_backend, webhooks
-from crm.messaging.delivery import claim, record_failure, record_success
+from crm.messaging.delivery import check_claimed, claim, record_failure, record_success
 from crm.messaging.encoding import sms_info
 from crm.messaging.errors import SendError
 from crm.messaging.senders import Sender, parse_sender
@@ -52,8 +55,11 @@ def sender_is_two_way() -> bool:
     return current_sender().two_way
 
 
-def prepare_sms(to_e164: str, body: str, *, prospect_id: int | None = None) -> Message:
-    """A pending Message row, added and flushed (it has an id) but not committed."""
+def prepare_sms(
+    to_e164: str, body: str, *, prospect_id: int | None = None, claimed: bool = False
+) -> Message:
+    """A pending Message row (`sending` when `claimed`), added and flushed (it has an id) but
+    not committed."""
     info = sms_info(body)
     message = Message(
         channel="sms",
@@ -63,7 +69,7 @@ def prepare_sms(to_e164: str, body: str, *, prospect_id: int | None = None) -> M
         body=body,
         encoding=info.encoding,
         segments=info.segments,
-        status="pending",
+        status="sending" if claimed else "pending",
         prospect_id=prospect_id,
     )
     db.session.add(message)
@@ -83,8 +89,12 @@ def deliver_sms(
     *,
     status_callback: str | None = None,
     validity_seconds: int | None = None,
+    claimed: bool = False,
+    commit: bool = True,
 ) -> Message:
-    """Hand a pending SMS row to the provider; return it `sent` or raise a SendError."""
+    """Hand a pending SMS row to the provider; return it `sent` or raise a SendError.
+    `claimed`: the caller committed the row `sending` itself; `commit=False`: the caller
+    commits the provider's answer (a failure is always committed here)."""
     if message.channel != "sms":
         raise ValueError(f"message {message.id} is not an SMS")
     backend = sms_backend_name()
@@ -96,7 +106,10 @@ def deliver_sms(
             raise ConfigError("SMS_BACKEND=twilio demande TWILIO_ACCOUNT_SID et TWILIO_AUTH_TOKEN.")
     sender = parse_sender(message.sender) if settings else None
     status_callback = status_callback or webhooks.status_callback_url()
-    claim(message, backend)
+    if claimed:
+        check_claimed(message)
+    else:
+        claim(message, backend)
     try:
         if settings and sender:
             accepted = twilio_backend.send(
@@ -112,7 +125,7 @@ def deliver_sms(
     except SendError as error:
         record_failure(message, error)
         raise
-    return record_success(message, accepted)
+    return record_success(message, accepted, commit=commit)
 
 
 def send_sms(

@@ -2,21 +2,27 @@
 
 `send(followup_id)` runs in an RQ worker (workers.jobs.send_followup) and is safe to run
 twice: it acts only on a row in `queued`, moves it with conditional UPDATEs, and commits the
-row in `sending` (with its Message) before the provider is called. A row found in `sending`
-means a worker died during the provider call: it becomes `unknown` for a manager to review
-and is never sent again automatically. SMS are paced per sender (`pace_sms`).
+row in `sending` (with its Message, created `sending` in the same transaction) before the
+provider is called; the provider's answer, the row's `sent` and its event are one commit.
+A row found in `sending` means a worker died during the provider call: it becomes `unknown`
+for a manager to review and is never sent again automatically. SMS are paced per sender
+(`pace_sms`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from crm.extensions import db
 from crm.messaging import errors
@@ -28,7 +34,7 @@ from crm.models.followup import SEQUENCE_KIND_LABELS
 from crm.redis_conn import get_redis
 from crm.services import call_queue, prospects, registrations, sequences, waitlist
 from crm.services.window import Window, is_open, next_opening, send_window
-from crm.timeutil import utcnow
+from crm.timeutil import UTCDateTime, utcnow
 
 MAX_RETRIES = 3  # "retry later" errors: at most 3 more attempts after the first
 BACKOFF_MINUTES = 5  # then 20, 80 (×4 each time)
@@ -108,43 +114,65 @@ class Decision:
     when: datetime | None = None
 
 
-def _count_sent(prospect_id: int, since: datetime) -> int:
-    query = (
-        sa.select(sa.func.count(FollowUp.id))
+@dataclass(frozen=True)
+class Counts:
+    """What check() reads besides the row: one query of scalar subqueries."""
+
+    sent_recently: int  # automated messages sent to the person since `since`
+    last_decline: datetime | None  # the person's last refusal, any lab
+    taken: int | None  # the lab's places taken (invitations only, else None)
+
+
+@cache
+def _counts_query(with_lab: bool) -> sa.Select[Any]:
+    """Built once (with bound parameters), so that a send neither builds nor hashes it."""
+    since = sa.bindparam("since", type_=UTCDateTime())
+    person = sa.bindparam("prospect_id", type_=sa.Integer())
+    # Status and date are conditions of the count, not of the WHERE: the person is then the
+    # only filter and their few rows are read through their registrations. With `sent_at` in
+    # the WHERE, PostgreSQL read every message sent in the period (ix_followups_sent_at):
+    # a send cost grew with the number of messages sent, 5 ms at 3,000.
+    recent = sa.and_(FollowUp.status.in_(("sent", "delivered")), FollowUp.sent_at >= since)
+    sent = (
+        sa.select(sa.func.count(sa.case((recent, FollowUp.id))))
         .join(Registration, Registration.id == FollowUp.registration_id)
         .join(SequenceStep, SequenceStep.id == FollowUp.step_id)
-        .where(
-            Registration.prospect_id == prospect_id,
-            SequenceStep.channel.in_(("sms", "email")),
-            FollowUp.status.in_(("sent", "delivered")),
-            FollowUp.sent_at >= since,
-        )
+        .where(Registration.prospect_id == person, SequenceStep.channel.in_(("sms", "email")))
+        .scalar_subquery()
     )
-    return int(db.session.scalar(query) or 0)
-
-
-def _last_decline(prospect_id: int) -> datetime | None:
-    return db.session.scalar(
-        sa.select(sa.func.max(Event.created_at)).where(
-            Event.prospect_id == prospect_id,
+    declined = (
+        sa.select(sa.func.max(Event.created_at))
+        .where(
+            Event.prospect_id == person,
             Event.kind == "registration.status",
             Event.to_status == "declined",
         )
+        .scalar_subquery()
     )
+    lab = sa.bindparam("lab_id", type_=sa.Integer())
+    taken = waitlist.taken_expression(lab) if with_lab else sa.null()
+    return sa.select(sent, declined, taken)
 
 
-def _lab_full(registration: Registration) -> bool:
-    """No place left (capacity + overbooking, offers holding a place count): inviting more
-    people would only fill the waiting list."""
-    return waitlist.free_places(registration.lab) == 0
+def _counts(prospect_id: int, lab_id: int | None, since: datetime) -> Counts:
+    params: dict[str, Any] = {"prospect_id": prospect_id, "since": since}
+    if lab_id is not None:
+        params["lab_id"] = lab_id
+    row = db.session.execute(_counts_query(lab_id is not None), params).one()
+    return Counts(int(row[0] or 0), row[1], None if row[2] is None else int(row[2]))
 
 
 def check(row: FollowUp, now: datetime) -> Decision:
     """Every sending rule, with a French reason for each refusal."""
     registration, step = row.registration, row.step
     kind, prospect, config = step.sequence.kind, registration.prospect, current_app.config
+    cap, days = int(config["PRESSURE_CAP_MESSAGES"]), int(config["PRESSURE_CAP_DAYS"])
+    lab_id = registration.lab_id if kind == "invitation" else None
+    counts = _counts(prospect.id, lab_id, now - timedelta(days=days))
     started = now >= registration.lab.starts_at
-    full = kind == "invitation" and _lab_full(registration)
+    # No place left (capacity + overbooking, offers holding a place count): inviting more
+    # people would only fill the waiting list.
+    full = counts.taken is not None and waitlist.free_places(registration.lab, counts.taken) == 0
     reason = "Étape retirée de la séquence." if step.removed_at is not None else None
     reason = reason or relevance_refusal(kind, registration.status, started, full)
     if reason is None and step.channel == "call":
@@ -159,7 +187,7 @@ def check(row: FollowUp, now: datetime) -> Decision:
             reason = BLOCKED_REASON
     if reason is None:
         quiet_days = int(config["REFUSAL_QUIET_DAYS"])
-        reason = quiet_refusal(_last_decline(prospect.id), now, quiet_days)
+        reason = quiet_refusal(counts.last_decline, now, quiet_days)
     if reason is not None:
         return Decision("skip", reason)
     if step.channel == "call":
@@ -167,8 +195,7 @@ def check(row: FollowUp, now: datetime) -> Decision:
     moved = window_move(now, send_window(registration.lab))
     if moved is not None:
         return Decision("reschedule", "Hors de la fenêtre d'envoi.", moved)
-    cap, days = int(config["PRESSURE_CAP_MESSAGES"]), int(config["PRESSURE_CAP_DAYS"])
-    reason = pressure_refusal(_count_sent(prospect.id, now - timedelta(days=days)), cap, days)
+    reason = pressure_refusal(counts.sent_recently, cap, days)
     return Decision("skip", reason) if reason else Decision("send")
 
 
@@ -176,7 +203,8 @@ def check(row: FollowUp, now: datetime) -> Decision:
 
 
 def _move(row: FollowUp, expected: str, **values: Any) -> bool:
-    """Conditional UPDATE from `expected`; commits and refreshes the row when it moved."""
+    """Conditional UPDATE from `expected`; commits and sets the moved values on the row (no
+    reload) when it moved, else rolls back (the row is then reloaded on next access)."""
     values.setdefault("updated_at", utcnow())
     result = db.session.execute(
         sa.update(FollowUp)
@@ -187,7 +215,8 @@ def _move(row: FollowUp, expected: str, **values: Any) -> bool:
     moved = result.rowcount == 1  # type: ignore[attr-defined]
     if moved:
         db.session.commit()
-        db.session.refresh(row)
+        for key, value in values.items():
+            set_committed_value(row, key, value)
     else:
         db.session.rollback()
     return moved
@@ -201,8 +230,29 @@ _WITH_CONTEXT = (
 )
 
 
+@contextmanager
+def _loaded_across_commits() -> Iterator[None]:
+    """The job's own commits do not expire what it loaded (a commit would otherwise reload
+    the row, its registration, step and prospect on next access): what it changes it sets
+    itself (`_move`). At the end everything is expired, as after a commit, so a caller
+    sharing the session reads fresh values."""
+    session = db.session()
+    saved = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        yield
+    finally:
+        session.expire_on_commit = saved
+        session.expire_all()
+
+
 def send(followup_id: int) -> str:
     """Send one due follow-up if it is still relevant; returns the row's final status."""
+    with _loaded_across_commits():
+        return _send(followup_id)
+
+
+def _send(followup_id: int) -> str:
     row = db.session.get(FollowUp, followup_id, options=_WITH_CONTEXT)
     if row is None:
         return "absent"
@@ -236,12 +286,14 @@ def _call_task(row: FollowUp, now: datetime) -> None:
 
 
 def _prepare(row: FollowUp) -> Message:
+    """The Message, created `sending`: it is committed with the row's move to `sending`, the
+    conditional UPDATE that only one job can pass (crm.messaging.delivery)."""
     registration, step = row.registration, row.step
     prospect = registration.prospect
     fields = sequences.fields_for(registration, prospect, registration.lab)
     body = sequences.render(step.body, fields)
     if step.channel == "sms":
-        return prepare_sms(str(prospect.phone), body, prospect_id=prospect.id)
+        return prepare_sms(str(prospect.phone), body, prospect_id=prospect.id, claimed=True)
     subject = sequences.render(step.subject, fields)
     return prepare_email(
         str(prospect.email),
@@ -250,6 +302,7 @@ def _prepare(row: FollowUp) -> Message:
         sequences.email_html(body),
         unsubscribe_url=fields["lien"],
         prospect_id=prospect.id,
+        claimed=True,
     )
 
 
@@ -288,16 +341,19 @@ def _deliver(row: FollowUp) -> None:
             _event(row, "message.failed", f"Modèle de message invalide : {exc}", None)
             db.session.commit()
         return
+    # One commit: the Message (created `sending`) and the row moved to `sending`.
     if not _move(row, "queued", status="sending", message_id=message.id):
         return  # another job took the row; the rollback dropped our Message
     try:
         if message.channel == "sms":
-            deliver_sms(message)
+            deliver_sms(message, claimed=True, commit=False)
         else:
-            deliver_email(message)
+            deliver_email(message, claimed=True, commit=False)
     except SendError as error:
+        db.session.expire_all()  # the failure's effects read fresh rows (e.g. the prospect)
         record_failure(row, error)
         return
+    # One commit: the provider's answer on the Message, the row `sent` and its event.
     row.status, row.sent_at, row.reason = "sent", utcnow(), ""
     label = "SMS envoyé" if message.channel == "sms" else "E-mail envoyé"
     _event(

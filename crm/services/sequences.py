@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import time
+from functools import lru_cache
 from html import escape
 
 import sqlalchemy as sa
@@ -154,9 +155,15 @@ def default_sequence(kind: str) -> Sequence:
     return sequence
 
 
+@lru_cache(maxsize=8)
+def _link_serializer(secret_key: str) -> URLSafeSerializer:
+    """Built once per key (it derives its signer from the key on every use anyway)."""
+    return URLSafeSerializer(secret_key, salt=LINK_SALT)
+
+
 def personal_link(registration_id: int) -> str:
     """PUBLIC_BASE_URL/r/<token>, the token a signed registration id (page: replies issue)."""
-    serializer = URLSafeSerializer(current_app.config["SECRET_KEY"], salt=LINK_SALT)
+    serializer = _link_serializer(current_app.config["SECRET_KEY"])
     base = str(current_app.config["PUBLIC_BASE_URL"]).rstrip("/")
     return f"{base}/r/{serializer.dumps(registration_id)}"
 

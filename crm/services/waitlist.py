@@ -41,8 +41,9 @@ def lock_lab(lab_id: int) -> None:
         db.session.execute(sa.select(Lab.id).where(Lab.id == lab_id).with_for_update())
 
 
-def taken_expression(lab_id: int) -> sa.ColumnElement[int]:
-    """Places taken, as one SQL expression (a query may embed it with other columns)."""
+def taken_expression(lab_id: int | sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """Places taken, as one SQL expression (a query may embed it with other columns; the
+    lab's id may be a bound parameter)."""
     confirmed = (
         sa.select(sa.func.count())
         .select_from(Registration)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 import holidays
@@ -36,6 +36,7 @@ class Window:
         return f"{span}, de {self.start:%H:%M} à {self.end:%H:%M}, hors jours fériés"
 
 
+@lru_cache(maxsize=64)  # a few distinct settings per process; the Window is immutable
 def parse_window(days: str, hours: str) -> Window:
     """'1-5' and '10:00-20:00' (days numbered 1 = Monday to 7 = Sunday)."""
     first, _, last = days.partition("-")
