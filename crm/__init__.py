@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 
+from crm import security
 from crm.config import PROJECT_ROOT, Config, ConfigError
 from crm.extensions import csrf, db, limiter, login_manager, migrate
 
@@ -27,6 +28,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
     _configure_limiter(app)
+    security.init_app(app)
 
     from crm import models  # noqa: F401  (registers every table)
     from crm.cli import register_cli

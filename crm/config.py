@@ -53,6 +53,13 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None  # a caller's form stays valid for the whole afternoon
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False  # True in production (from_env): HTTPS only
+    REMEMBER_COOKIE_HTTPONLY = True  # Flask-Login's "remember me" cookie, if ever used
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = False
+    HSTS_SECONDS = 0  # Strict-Transport-Security: set in production over HTTPS (from_env)
+    # Who the messages come from: every SMS and e-mail template must name it (sequence editor).
+    CRM_SENDER_NAME = "Open Lab"
     PROSPECTS_PER_PAGE = 50
     IMPORT_MAX_BYTES = 20 * 1024 * 1024
     IMPORT_INLINE_MAX_ROWS = 2000
@@ -89,6 +96,7 @@ class Config:
             "SMTP_URL",
             "MAIL_FROM",
             "CRM_TIMEZONE",
+            "CRM_SENDER_NAME",
         ):
             if env.get(key):
                 values[key] = env[key]
@@ -120,9 +128,21 @@ class Config:
                     "`python -c 'import secrets; print(secrets.token_hex(32))'`."
                 )
             values["SECRET_KEY"] = _dev_secret_key(Path(values["INSTANCE_DIR"]))
-        if values["CRM_ENV"] == "production":
-            values["SESSION_COOKIE_SECURE"] = True
+        _secure_cookies_and_hsts(env, values)
         return values
+
+
+def _secure_cookies_and_hsts(env: Mapping[str, str], values: dict) -> None:
+    """Production: cookies only over HTTPS; HSTS when the public address is HTTPS
+    (CRM_HSTS_SECONDS overrides the one-year default, 0 turns it off)."""
+    if values["CRM_ENV"] != "production":
+        return
+    values["SESSION_COOKIE_SECURE"] = True
+    values["REMEMBER_COOKIE_SECURE"] = True
+    if str(values.get("PUBLIC_BASE_URL", "")).startswith("https://"):
+        values["HSTS_SECONDS"] = 365 * 24 * 3600
+    if env.get("CRM_HSTS_SECONDS"):
+        values["HSTS_SECONDS"] = int(env["CRM_HSTS_SECONDS"])
 
 
 def _choose_messaging_backends(env: Mapping[str, str], values: dict) -> None:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, EqualTo, Length
+
+from crm.services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 
 class LoginForm(FlaskForm):
@@ -15,4 +17,38 @@ class LoginForm(FlaskForm):
         "Mot de passe",
         validators=[DataRequired("Saisissez votre mot de passe."), Length(max=200)],
         render_kw={"autocomplete": "current-password"},
+    )
+
+
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField(
+        "Mot de passe actuel",
+        validators=[
+            DataRequired("Saisissez votre mot de passe actuel."),
+            Length(max=MAX_PASSWORD_LENGTH),
+        ],
+        render_kw={"autocomplete": "current-password"},
+    )
+    new = PasswordField(
+        "Nouveau mot de passe",
+        description=f"Au moins {MIN_PASSWORD_LENGTH} caractères. Une phrase de plusieurs mots "
+        "est facile à retenir et difficile à deviner.",
+        validators=[
+            DataRequired("Saisissez le nouveau mot de passe."),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=MAX_PASSWORD_LENGTH,
+                message=f"Le mot de passe doit contenir de {MIN_PASSWORD_LENGTH} à "
+                f"{MAX_PASSWORD_LENGTH} caractères.",
+            ),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+    confirm = PasswordField(
+        "Confirmez le nouveau mot de passe",
+        validators=[
+            DataRequired("Saisissez une seconde fois le nouveau mot de passe."),
+            EqualTo("new", "Les deux saisies du nouveau mot de passe sont différentes."),
+        ],
+        render_kw={"autocomplete": "new-password"},
     )

@@ -13,11 +13,13 @@ Every change writes a "sequence.changed" event. The callers commit.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import time
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 
 from crm.extensions import db
 from crm.messaging.encoding import sms_info
@@ -36,6 +38,7 @@ EVENT_KIND = "sequence.changed"
 EXAMPLE_NAME = ("Camille", "Martin")
 EXAMPLE_REGISTRATION_ID = 100_000  # a realistic length for the signed link of the example
 STEP_FIELDS = ("channel", "offset_minutes", "day_time", "subject", "body")
+DEFAULT_SENDER_NAME = "Open Lab"  # CRM_SENDER_NAME: "l'équipe Open Lab" signs the defaults
 
 
 class EditError(ValueError):
@@ -142,7 +145,52 @@ def one_way_error(sender: str) -> str:
     )
 
 
-def _body_error(data: StepInput, one_way_sender: str | None, sample: dict[str, str]) -> str | None:
+STOP_WORD = re.compile(r"(?<![\w])STOP(?![\w])")
+
+
+def stop_error(channel: str, body: str, one_way_sender: str | None) -> str | None:
+    """Every message says how to stop: the personal link {lien} (its page offers « Ne plus me
+    contacter »), or, for an SMS from a sender people can reply to, the word STOP."""
+    if "lien" in placeholders(body):
+        return None
+    if channel == "sms" and one_way_sender:
+        return one_way_error(one_way_sender)
+    if channel == "sms":
+        if STOP_WORD.search(body):
+            return None
+        return (
+            "Chaque SMS dit comment ne plus en recevoir : ajoutez {lien}, le lien personnel "
+            "de la personne (il propose « Ne plus me contacter »), ou le mot STOP, par "
+            "exemple « Répondez STOP pour ne plus recevoir de messages »."
+        )
+    return (
+        "Chaque e-mail dit comment ne plus en recevoir : ajoutez {lien}, le lien personnel "
+        "de la personne (il propose « Ne plus me contacter »)."
+    )
+
+
+def _squashed(text: str) -> str:
+    return " ".join(text.replace("\u00a0", " ").split()).casefold()
+
+
+def identity_error(text: str, sender_name: str | None) -> str | None:
+    """Every message says who sends it: the sender's name (CRM_SENDER_NAME, « Open Lab » by
+    default, as in « l'équipe Open Lab » of the default templates) appears in the text."""
+    name = (sender_name or DEFAULT_SENDER_NAME).strip()
+    if _squashed(name) in _squashed(text):
+        return None
+    return (
+        f"Chaque message dit qui l'envoie : ajoutez le nom de l'équipe, par exemple "
+        f"« L'équipe {name} »."
+    )
+
+
+def _body_error(
+    data: StepInput,
+    one_way_sender: str | None,
+    sample: dict[str, str],
+    sender_name: str | None = None,
+) -> str | None:
     body = data.body
     if data.channel == "call":
         names = placeholders(body)
@@ -156,11 +204,10 @@ def _body_error(data: StepInput, one_way_sender: str | None, sample: dict[str, s
         return "Saisissez le texte du message."
     if len(body) > MAX_BODY:
         return f"Le message ne doit pas dépasser {MAX_BODY} caractères."
-    error = template_error(body)
+    error = template_error(body) or stop_error(data.channel, body, one_way_sender)
+    error = error or identity_error(f"{data.subject}\n{body}", sender_name)
     if error or data.channel != "sms":
         return error
-    if one_way_sender and "lien" not in placeholders(body):
-        return one_way_error(one_way_sender)
     info = sms_info(sequences.render(body, sample))
     if info.segments > MAX_SMS_SEGMENTS:
         return (
@@ -177,10 +224,12 @@ def step_errors(
     one_way_sender: str | None,
     sample: dict[str, str],
     lab_start: time | None = None,
+    sender_name: str | None = None,
 ) -> dict[str, str]:
     """Every refusal for a typed step, one per form field. `one_way_sender` is the
     alphanumeric sender's name (None when people can reply); `sample` the example fields
-    an SMS's length is estimated with."""
+    an SMS's length is estimated with; `sender_name` the team every message must name
+    (DEFAULT_SENDER_NAME when None)."""
     errors: dict[str, str] = {}
     if data.channel not in STEP_CHANNELS:
         return {"channel": "Choisissez un canal : SMS, e-mail ou appel."}
@@ -194,7 +243,7 @@ def step_errors(
             errors["subject"] = "L'objet tient sur une seule ligne."
         elif error := template_error(data.subject):
             errors["subject"] = error
-    if error := _body_error(data, one_way_sender, sample):
+    if error := _body_error(data, one_way_sender, sample, sender_name):
         errors["body"] = error
     return errors
 
@@ -304,7 +353,15 @@ def _locked(step_id: int) -> SequenceStep:
 def errors_for(lab: Lab, kind: str, data: StepInput, one_way_sender: str | None) -> dict[str, str]:
     """step_errors with this lab's example fields and start time (data already normalised)."""
     sample, start = example_fields(lab), lab_start_time(lab)
-    return step_errors(kind, data, one_way_sender=one_way_sender, sample=sample, lab_start=start)
+    sender_name = current_app.config.get("CRM_SENDER_NAME") or DEFAULT_SENDER_NAME
+    return step_errors(
+        kind,
+        data,
+        one_way_sender=one_way_sender,
+        sample=sample,
+        lab_start=start,
+        sender_name=sender_name,
+    )
 
 
 def _check(lab: Lab, kind: str, data: StepInput, one_way_sender: str | None) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, abort, g, request
-from flask_login import current_user
+from flask import Flask, abort, g, request, session
+from flask_login import current_user, login_user
 
 from crm.extensions import db, login_manager
 from crm.models import User
@@ -27,7 +27,7 @@ def roles_required(*roles: str) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            if current_user.role not in roles:
+            if getattr(current_user, "role", None) not in roles:
                 abort(403)
             return view(*args, **kwargs)
 
@@ -36,10 +36,29 @@ def roles_required(*roles: str) -> Callable[[F], F]:
     return decorator
 
 
+def session_user_id(user: User) -> str:
+    """The user id kept in the session: "<id>:<session_version>". A password change bumps the
+    version, so every session opened before it no longer loads its user."""
+    return f"{user.id}:{user.session_version or 1}"
+
+
+def log_in(user: User) -> None:
+    """Flask-Login's login_user, with the versioned id in the session."""
+    login_user(user)
+    session["_user_id"] = session_user_id(user)
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.active else None
+    """The active user of this session, or None when the id is stale or malformed (a plain
+    id from before versioning, a password changed since: the person logs in again)."""
+    raw_id, sep, raw_version = (user_id or "").partition(":")
+    if not sep or not raw_id.isdigit() or not raw_version.isdigit() or len(raw_id) > 18:
+        return None
+    user = db.session.get(User, int(raw_id))
+    if user is None or not user.active or (user.session_version or 1) != int(raw_version):
+        return None
+    return user
 
 
 def _require_login(app: Flask) -> Any:
@@ -122,9 +141,4 @@ def register_views(app: Flask) -> None:
         g.pop("_login_user", None)
         g.pop(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
 
-    @app.after_request
-    def security_headers(response):  # type: ignore[no-untyped-def]
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+    # The security headers are set for every response by crm.security (create_app).

@@ -16,7 +16,7 @@ from tests.e2e.test_login import MANAGER, assert_dsfr_is_applied, log_in
 
 pytestmark = pytest.mark.browser
 
-BODY = "Bonjour {prenom}, une fête au lab {lab} le {date} ! Répondre : {lien}"
+BODY = "Bonjour {prenom}, une fête au lab {lab} le {date} ! L'équipe Open Lab : {lien}"
 
 
 def test_manager_personalises_the_invitation_and_edits_its_first_sms(page, live_server, app):

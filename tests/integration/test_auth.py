@@ -130,13 +130,19 @@ def test_inactive_account_cannot_log_in(app, client, make_user):
     assert login(client, user.email).status_code == 400
 
 
-def test_password_guessing_is_slowed_down(client, make_user):
+def test_password_guessing_is_slowed_down(app, client, make_user):
+    """5 failed attempts a minute per account (from any address) and per address (whatever
+    the account); a successful login does not count. More cases in test_security.py."""
     user = make_user("manager")
-    for _ in range(10):
+    for _ in range(5):
         assert login(client, user.email, "mauvais-mot-de-passe").status_code == 400
     blocked = login(client, user.email, PASSWORD)
     assert blocked.status_code == 429
     assert "Trop de tentatives" in blocked.get_data(as_text=True)
-    # Another account from the same address is not locked out by these attempts.
+    # The account is protected from another address too.
+    elsewhere = app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    assert login(elsewhere, user.email).status_code == 429
+    # Another account from another address is not locked out by these attempts.
     other = make_user("caller")
-    assert login(client, other.email).status_code == 302
+    assert login(elsewhere, other.email).status_code == 302

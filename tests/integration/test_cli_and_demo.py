@@ -33,7 +33,7 @@ def test_create_user_refuses_bad_input_in_french(app):
     short = runner.invoke(
         args=["crm", "create-user", "a@b.fr", "--password-stdin"], input="court\n"
     )
-    assert short.exit_code != 0 and "au moins 10 caractères" in short.output
+    assert short.exit_code != 0 and "au moins 12 caractères" in short.output
     runner.invoke(args=["crm", "create-user", "a@b.fr", "--password-stdin"], input="x" * 12 + "\n")
     again = runner.invoke(args=["crm", "create-user", "a@b.fr", "--password-stdin"], input="y" * 12)
     assert again.exit_code != 0 and "existe déjà" in again.output

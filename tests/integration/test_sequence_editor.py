@@ -18,7 +18,9 @@ from crm.timeutil import utcnow
 from tests.conftest import csrf_token
 from tests.factories import person
 
-LINK_BODY = "Bonjour {prenom}, venez au lab {lab} le {date}. Répondre : {lien}"
+LINK_BODY = (
+    "Bonjour {prenom}, l'équipe Open Lab vous attend au lab {lab} le {date}. Répondre : {lien}"
+)
 
 
 def base(world) -> str:
@@ -237,14 +239,14 @@ def test_an_email_step_keeps_its_subject_and_a_reminder_counts_back(world, manag
         channel="email",
         days="3",
         subject="Rappel {lab}",
-        body="Bonjour {prenom}\r\nÀ bientôt. {lien}",
+        body="Bonjour {prenom}\r\nÀ bientôt, l'équipe Open Lab. {lien}",
     )
     assert post(manager_client, url, data).status_code == 302
     step = db.session.get(SequenceStep, steps[0].id)
     assert (step.offset_minutes, step.subject, step.body) == (
         -3 * DAY,
         "Rappel {lab}",
-        "Bonjour {prenom}\nÀ bientôt. {lien}",
+        "Bonjour {prenom}\nÀ bientôt, l'équipe Open Lab. {lien}",
     )
     assert "3 jours avant le lab" in text(manager_client.get(f"{base(world)}/"))
 
@@ -289,7 +291,12 @@ def test_an_email_step_keeps_its_subject_and_a_reminder_counts_back(world, manag
             "day_time",
             "Saisissez une heure valide, par exemple 08:30.",
         ),
-        ("invitation", {"body": "{lien} " + "Très long message. " * 60}, "body", "segments"),
+        (
+            "invitation",
+            {"body": "{lien} Open Lab " + "Très long message. " * 60},
+            "body",
+            "segments",
+        ),
         (
             "invitation",
             {"channel": "call", "body": "Rappeler {prenom}"},
@@ -344,20 +351,23 @@ def test_with_an_alphanumeric_sender_every_sms_carries_the_link(
     )
     assert snapshot() == before
 
-    # A number can receive replies: the same SMS is accepted and the notice is gone.
+    # A number can receive replies: the notice is gone and the word STOP may replace the link
+    # (but one of the two is still required).
     monkeypatch.setitem(app.config, "TWILIO_SENDER", "+33612345678")
     assert "Personne ne peut répondre aux SMS" not in text(manager_client.get(url))
-    response = post(
-        manager_client, url, step_form(manager_client, url, body="Bonjour {prenom}, à bientôt.")
-    )
+    body = "Bonjour {prenom}, à bientôt. L'équipe Open Lab"
+    response = post(manager_client, url, step_form(manager_client, url, body=body))
+    assert response.status_code == 400 and "ou le mot STOP" in text(response)
+    body += " (STOP au 36 000)"
+    response = post(manager_client, url, step_form(manager_client, url, body=body))
     assert response.status_code == 302
-    assert db.session.get(SequenceStep, step.id).body == "Bonjour {prenom}, à bientôt."
+    assert db.session.get(SequenceStep, step.id).body == body
 
 
 def test_a_stale_form_does_not_overwrite_the_other_managers_change(world, manager_client):
     step = personalise(manager_client, world)[0]
     url = f"{base(world)}/etapes/{step.id}"
-    mine = step_form(manager_client, url, body="Ma version. {lien}")
+    mine = step_form(manager_client, url, body="Ma version, l'équipe Open Lab. {lien}")
     db.session.get(SequenceStep, step.id).body = "La version de l'autre responsable. {lien}"
     db.session.commit()
     before = snapshot()
@@ -372,7 +382,7 @@ def test_a_stale_form_does_not_overwrite_the_other_managers_change(world, manage
         r'name="version" type="hidden" value="([^"]*)"', response.get_data(as_text=True)
     ).group(1)
     assert post(manager_client, url, {**mine, "version": fresh}).status_code == 302
-    assert db.session.get(SequenceStep, step.id).body == "Ma version. {lien}"
+    assert db.session.get(SequenceStep, step.id).body == "Ma version, l'équipe Open Lab. {lien}"
 
 
 def test_the_default_sequence_cannot_be_edited_from_a_lab(world, manager_client):
@@ -399,7 +409,7 @@ def test_the_preview_uses_a_real_person_and_shows_the_sms_figures(world, manager
     second = person(world, first_name="Noé", last_name="Petit")
     step = personalise(manager_client, world)[0]
     url = f"{base(world)}/etapes/{step.id}"
-    body = "Bonjour {prenom}, une fête au lab {lab} ! {lien}"
+    body = "Bonjour {prenom}, une fête au lab {lab} ! L'équipe Open Lab. {lien}"
     assert post(manager_client, url, step_form(manager_client, url, body=body)).status_code == 302
 
     page = text(manager_client.get(url))
@@ -423,7 +433,9 @@ def test_preview_without_saving_shows_the_typed_text(world, manager_client):
     step = personalise(manager_client, world)[0]
     url = f"{base(world)}/etapes/{step.id}"
     before = snapshot()
-    data = step_form(manager_client, url, body="Salut {prenom} ! {lien}", action="apercu")
+    data = step_form(
+        manager_client, url, body="Salut {prenom} ! L'équipe Open Lab. {lien}", action="apercu"
+    )
     response = post(manager_client, url, data)
     assert response.status_code == 200
     page = text(response)

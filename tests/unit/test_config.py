@@ -61,7 +61,7 @@ def test_development_generates_the_secret_key_once(env, tmp_path):
     second = Config.from_env()
     assert second["SECRET_KEY"] == first["SECRET_KEY"]
     assert first["CRM_ENV"] == "development"
-    assert "SESSION_COOKIE_SECURE" not in first
+    assert first["SESSION_COOKIE_SECURE"] is False and first["HSTS_SECONDS"] == 0
 
 
 def test_a_given_secret_key_is_not_written_to_disk(env, tmp_path):

@@ -33,7 +33,8 @@ SAMPLE = {
     "lieu": "11 rue des Saussaies, 75008 Paris",
     "lien": "https://open-lab.example/r/MTIzNDU2.AbCdEfGhIjKlMnOpQrStUvWxYz0",
 }
-SMS = "Bonjour {prenom}, lab {lab} le {date}. Répondre : {lien}"
+SMS = "Bonjour {prenom}, l'équipe Open Lab : lab {lab} le {date}. Répondre : {lien}"
+SIGNED = "L'équipe Open Lab "  # 18 characters
 
 
 @pytest.mark.parametrize(
@@ -140,17 +141,39 @@ def _errors(kind="invitation", one_way="OpenLab", **values):  # type: ignore[no-
     [
         ({}, "OpenLab", {}),
         ({"body": "Bonjour {prenom}"}, "OpenLab", {"body": "expéditeur alphanumérique"}),
-        ({"body": "Bonjour {prenom}"}, None, {}),
+        ({"body": "Bonjour {prenom}, l'équipe Open Lab. STOP au 36 000"}, None, {}),
+        ({"body": "Bonjour {prenom}, l'équipe Open Lab. Répondez STOP"}, None, {}),
+        ({"body": "Bonjour {prenom}, l'équipe Open Lab"}, None, {"body": "ou le mot STOP"}),
+        ({"body": "Bonjour {prenom}, l'équipe Open Lab. Stoppez"}, None, {"body": "le mot STOP"}),
+        ({"body": "Bonjour {prenom}, l'équipe Open Lab"}, "OpenLab", {"body": "alphanumérique"}),
+        ({"body": "Bonjour {prenom} : {lien}"}, "OpenLab", {"body": "qui l'envoie"}),
+        ({"body": "Bonjour {prenom}, STOP"}, None, {"body": "« L'équipe Open Lab »"}),
+        ({"body": "Bonjour, l'équipe\u00a0OPEN   lab : {lien}"}, "OpenLab", {}),
         ({"body": ""}, None, {"body": "Saisissez le texte du message."}),
         ({"body": " \n "}, None, {"body": "Saisissez le texte du message."}),
-        ({"body": "{lien} " + "a" * (6 * 153 - 64)}, None, {}),  # exactly 6 segments
-        ({"body": "{lien} " + "a" * (6 * 153 - 63)}, None, {"body": "Ce SMS ferait 7 segments"}),
-        ({"body": "{lien} " + "ê" * 400}, None, {"body": "en UCS-2"}),
+        ({"body": "{lien} " + SIGNED + "a" * (6 * 153 - 64 - 18)}, None, {}),  # exactly 6 segments
+        (
+            {"body": "{lien} " + SIGNED + "a" * (6 * 153 - 63 - 18)},
+            None,
+            {"body": "Ce SMS ferait 7 segments"},
+        ),
+        ({"body": "{lien} " + SIGNED + "ê" * 400}, None, {"body": "en UCS-2"}),
         ({"channel": "email", "subject": ""}, None, {"subject": "Saisissez l'objet"}),
         ({"channel": "email", "subject": "Lab {lab}"}, None, {}),
         ({"channel": "email", "subject": "Lab\n{lab}"}, None, {"subject": "une seule ligne"}),
         ({"channel": "email", "subject": "x" * 256}, None, {"subject": "255 caractères"}),
-        ({"channel": "email", "subject": "Lab", "body": "Bonjour"}, "OpenLab", {}),
+        (
+            {"channel": "email", "subject": "Lab", "body": "Bonjour. Open Lab, {lien}"},
+            "OpenLab",
+            {},
+        ),
+        ({"channel": "email", "subject": "Open Lab : lab", "body": "Bonjour {lien}"}, None, {}),
+        ({"channel": "email", "subject": "Lab", "body": "Bonjour {lien}"}, None, {"body": "qui"}),
+        (
+            {"channel": "email", "subject": "Lab", "body": "L'équipe Open Lab. STOP"},
+            None,
+            {"body": "Chaque e-mail dit comment ne plus en recevoir"},
+        ),
         ({"channel": "call", "body": ""}, "OpenLab", {}),
         ({"channel": "call", "body": "Rappeler {prenom}"}, None, {"body": "retirez {prenom}"}),
         ({"channel": "fax"}, None, {"channel": "Choisissez un canal"}),
@@ -166,6 +189,31 @@ def test_step_errors(values, one_way, expected):
     assert set(errors) == set(expected)
     for field, message in expected.items():
         assert message in errors[field]
+
+
+def test_the_sender_name_comes_from_the_setting():
+    data = StepInput("sms", 1, None, "", "Bonjour de la DINUM : {lien}")
+    errors = step_errors("invitation", data, one_way_sender=None, sample=SAMPLE)
+    assert "« L'équipe Open Lab »" in errors["body"]
+    assert (
+        step_errors("invitation", data, one_way_sender=None, sample=SAMPLE, sender_name="DINUM")
+        == {}
+    )
+
+
+@pytest.mark.parametrize("kind", list(DEFAULTS))
+def test_every_default_template_names_the_sender_and_the_way_to_stop(kind):
+    """The shipped templates pass the editor's rules with either kind of sender."""
+    for step in DEFAULTS[kind][1]:
+        for one_way in ("OpenLab", None):
+            data = StepInput(
+                step.channel,
+                days_for(kind, step.offset_minutes),
+                step.day_time,
+                step.subject,
+                step.body,
+            )
+            assert step_errors(kind, data, one_way_sender=one_way, sample=SAMPLE) == {}
 
 
 def test_the_alphanumeric_message_explains_why():
