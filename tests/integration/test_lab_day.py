@@ -24,9 +24,11 @@ from workers.queues import DEFAULT
 
 @pytest.fixture
 def past_lab(world):
-    """The world's lab took place this morning; a next lab of the series is 6 weeks away."""
+    """The world's lab took place yesterday afternoon (14:00–18:00 Paris time, whatever the
+    hour the tests run at); a next lab of the series is 6 weeks away."""
     lab = world["lab"]
-    lab.starts_at, lab.ends_at = utcnow() - timedelta(hours=6), utcnow() - timedelta(hours=2)
+    lab.starts_at = lab_afternoon(days=-1)
+    lab.ends_at = lab.starts_at + timedelta(hours=4)
     starts = lab_afternoon(days=42)
     following = Lab(
         title="Lab 2",

@@ -122,13 +122,6 @@ STYLE_ATTRIBUTE = re.compile(r"\sstyle=[\"']", re.I)
 HANDLER_ATTRIBUTE = re.compile(r"\son[a-z]+=[\"']", re.I)
 
 
-# The one page left with a <style> block: its template belongs to the data-protection work, in
-# progress elsewhere; static/prospect.css holds the same rules, ready to replace the block with
-# <link rel="stylesheet" href="{{ url_for('static', filename='prospect.css') }}">. Only a
-# <style> block is tolerated there, nothing else; remove this once the template links it.
-PENDING_STYLE_BLOCK = "templates/prospects/show.html"
-
-
 def inline_code(html: str) -> list[str]:
     found = []
     for name, pattern in (
@@ -190,10 +183,6 @@ def test_no_page_has_inline_script_style_or_handler(app, make_user):
         pages[f"anonyme {url}"] = anonymous.get(url).get_data(as_text=True)
     assert len(pages) > 40
     problems = {url: found for url, html in pages.items() if (found := inline_code(html))}
-    pending = {f"/prospects/{ids.prospect_id}": PENDING_STYLE_BLOCK}
-    for url, found in list(problems.items()):
-        if url in pending and all(f.startswith("<style>") for f in found):
-            del problems[url]
     assert problems == {}
 
 
