@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from crm import security
 from crm.config import PROJECT_ROOT, Config, ConfigError
@@ -22,6 +23,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.config.update(config if config is not None else Config.from_env())
     _resolve_redis_url(app)
+    hops = int(app.config.get("PROXY_HOPS", 0))
+    if hops:  # behind the TLS proxy: the client's address and scheme from its headers
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))

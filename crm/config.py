@@ -75,6 +75,12 @@ class Config:
     PRESSURE_CAP_MESSAGES = 4  # automated messages per person, all labs together...
     PRESSURE_CAP_DAYS = 30  # ...within this many days
     REFUSAL_QUIET_DAYS = 60  # nothing automated after a person declined
+    # CNIL guidance for prospects: anonymised 3 years after the last contact from the person.
+    RETENTION_DAYS = 1095
+    FORECAST_DEFAULT_NO_SHOW = 0.2  # a source's no-show rate until it has enough history
+    # Reverse proxies in front of the app (the TLS proxy: 1): their X-Forwarded-For gives the
+    # client's address to the login rate limit. 0 trusts no such header.
+    PROXY_HOPS = 0
 
     @classmethod
     def from_env(cls) -> dict:
@@ -113,9 +119,13 @@ class Config:
             "PRESSURE_CAP_MESSAGES",
             "PRESSURE_CAP_DAYS",
             "REFUSAL_QUIET_DAYS",
+            "RETENTION_DAYS",
+            "PROXY_HOPS",
         ):
             if env.get(f"CRM_{key}"):
                 values[key] = int(env[f"CRM_{key}"])
+        if env.get("CRM_FORECAST_DEFAULT_NO_SHOW"):
+            values["FORECAST_DEFAULT_NO_SHOW"] = float(env["CRM_FORECAST_DEFAULT_NO_SHOW"])
         if env.get("IMPORT_MAX_MB"):
             values["IMPORT_MAX_BYTES"] = int(float(env["IMPORT_MAX_MB"]) * 1024 * 1024)
             values["MAX_CONTENT_LENGTH"] = values["IMPORT_MAX_BYTES"] + 1024 * 1024

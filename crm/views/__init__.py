@@ -82,6 +82,8 @@ def nav_items(user: User) -> list[tuple[str, str]]:
         items.append(("imports.new", "Importer"))
         items.append(("outbox.index", "Messages envoyés"))
         items.append(("replies.index", "Réponses SMS"))
+        items.append(("privacy.retention_list", "Conservation"))
+        items.append(("privacy.audit_log", "Journal d'accès"))
     return items
 
 

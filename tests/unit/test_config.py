@@ -23,6 +23,9 @@ VARIABLES = (
     "MAIL_FROM",
     "CRM_TIMEZONE",
     "IMPORT_MAX_MB",
+    "CRM_RETENTION_DAYS",
+    "CRM_PROXY_HOPS",
+    "CRM_FORECAST_DEFAULT_NO_SHOW",
 )
 
 
@@ -104,6 +107,36 @@ def test_settings_are_read_from_the_environment(env):
     assert values["IMPORT_MAX_BYTES"] == 5 * 1024 * 1024
     assert values["SMTP_URL"] is None
     assert values["MAIL_FROM"] == Config.MAIL_FROM
+
+
+def test_retention_forecast_and_proxy_settings(env):
+    values = Config.from_env()
+    assert (values["RETENTION_DAYS"], values["PROXY_HOPS"]) == (1095, 0)
+    env.setenv("CRM_RETENTION_DAYS", "730")
+    env.setenv("CRM_PROXY_HOPS", "1")
+    env.setenv("CRM_FORECAST_DEFAULT_NO_SHOW", "0.3")
+    values = Config.from_env()
+    assert values["RETENTION_DAYS"] == 730 and values["PROXY_HOPS"] == 1
+    assert values["FORECAST_DEFAULT_NO_SHOW"] == 0.3
+
+
+def test_behind_the_proxy_the_client_address_comes_from_its_header(tmp_path):
+    from flask import request
+
+    from crm import create_app
+
+    config = crm.config.testing_config(None, "redis://127.0.0.1:1/0", tmp_path)
+    app = create_app({**config, "PROXY_HOPS": 1})
+    forwarded = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    seen = {}
+
+    @app.after_request
+    def note(response):  # type: ignore[no-untyped-def]
+        seen["addr"], seen["scheme"] = request.remote_addr, request.scheme
+        return response
+
+    app.test_client().get("/healthz", headers=forwarded, environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    assert seen == {"addr": "203.0.113.7", "scheme": "https"}
 
 
 def test_testing_config_uses_the_given_database_and_redis(tmp_path):
