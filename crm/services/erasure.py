@@ -48,6 +48,7 @@ from crm.models import (
 )
 from crm.services import audit, followups, registrations
 from crm.services.normalise import fold
+from crm.services.permissions import managers_only
 from crm.services.privacy import ERASED_NAME, suppress
 from crm.timeutil import utcnow
 
@@ -70,6 +71,7 @@ class ErasureResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+@managers_only
 def erase(
     prospect: Prospect,
     actor: User | None,

@@ -25,6 +25,7 @@ from crm.extensions import db
 from crm.models import Event, FollowUp, Lab, PlaceOffer, Prospect, Registration, User
 from crm.models.offer import HOLDING_STATUSES
 from crm.services import followups, registrations, waitlist
+from crm.services.permissions import managers_only
 from crm.timeutil import utcnow
 
 RETURNING_RANK = -1  # before everyone else (0) in the callers' queue
@@ -45,6 +46,7 @@ class Closing:
     invitations_queued: bool
 
 
+@managers_only
 def close(lab: Lab, actor: User | None, now: datetime | None = None) -> Closing:
     """End the lab (it must have started): absent confirmed people become no-shows, every
     follow-up still due for it is cancelled, the present get the thank-you sequence. Commits,
@@ -123,6 +125,7 @@ def next_lab_candidates(lab: Lab) -> list[Lab]:
     return list(db.session.scalars(query))
 
 
+@managers_only
 def link_next(lab: Lab, next_lab_id: int, actor: User) -> Lab:
     """Make `next_lab_id` the next lab of the series (the caller commits, then calls
     queue_invitations)."""
@@ -228,6 +231,7 @@ def _attendee(registration: Registration) -> Prospect:
     return registration.prospect
 
 
+@managers_only
 def flag_motivated(registration: Registration, actor: User, motivated: bool) -> bool:
     """Flag (or unflag) an attendee as a motivated user, one of the few who will work closely
     with the team; False when nothing changed."""
@@ -239,6 +243,7 @@ def flag_motivated(registration: Registration, actor: User, motivated: bool) -> 
     return True
 
 
+@managers_only
 def mark_active_user(registration: Registration, actor: User, active: bool) -> bool:
     """Record that the attendee became (or is no longer) an active user of the service: the
     method's "one in ten" is measured with it."""

@@ -15,6 +15,7 @@ from sqlalchemy.orm import contains_eager
 from crm.extensions import db
 from crm.models import Event, FollowUp, Lab, Prospect, Registration, Sequence, SequenceStep, User
 from crm.services import followups
+from crm.services.permissions import managers_only
 from crm.services.window import DAY_NAMES, Window, is_open, next_opening, send_window
 from crm.timeutil import utcnow
 
@@ -96,6 +97,7 @@ def tab_query(lab_id: int, tab: Tab) -> sa.Select[Any]:
 # --- Pause and resume ------------------------------------------------------------------------
 
 
+@managers_only
 def pause(lab: Lab, actor: User) -> bool:
     """Stop sending the lab's follow-ups (rows stay scheduled); False when already paused."""
     if lab.sending_paused:
@@ -105,6 +107,7 @@ def pause(lab: Lab, actor: User) -> bool:
     return True
 
 
+@managers_only
 def resume(lab: Lab, actor: User) -> int:
     """Sending resumes; returns how many rows are overdue and will go at the next pass
     (each one re-checked at send time: window, relevance, permission, cap)."""
@@ -147,6 +150,7 @@ def check_window(first_day: int, last_day: int, start: time, end: time) -> Windo
     return Window(frozenset(range(first_day - 1, last_day)), start, end)
 
 
+@managers_only
 def set_window(lab: Lab, window: Window | None, actor: User) -> int:
     """Give the lab its own send window (None: back to the configured one). Scheduled rows
     now outside the window move to its next opening; a reminder that would then arrive
@@ -187,6 +191,7 @@ def _fit_schedule(lab: Lab, window: Window) -> int:
 # --- Review of rows a worker left in doubt ---------------------------------------------------
 
 
+@managers_only
 def review(lab: Lab, followup_id: int, outcome: str, actor: User) -> FollowUp:
     """Record what the manager found (at the provider) for an `unknown` row."""
     if outcome not in REVIEW_OUTCOMES:

@@ -14,6 +14,7 @@ from crm.extensions import db
 from crm.models import Event, Lab, Prospect, Registration, Source, User
 from crm.models.lab import LAB_STATUSES
 from crm.models.registration import REGISTRATION_STATUSES
+from crm.services.permissions import managers_only
 from crm.timeutil import format_local, from_local, to_local
 
 # People who said yes to the lab: still confirmed, or already seen on the day (present or not).
@@ -127,6 +128,7 @@ def overbooking_too_high(capacity: int) -> str:
     )
 
 
+@managers_only
 def create_lab(data: LabInput, actor: User | None) -> tuple[Lab, list[str]]:
     """Create the lab (the caller commits): (lab, warnings to show)."""
     check_lab(data)
@@ -138,6 +140,7 @@ def create_lab(data: LabInput, actor: User | None) -> tuple[Lab, list[str]]:
     return lab, lab_warnings(lab)
 
 
+@managers_only
 def update_lab(lab: Lab, data: LabInput, actor: User | None) -> list[str]:
     """Update the lab (the caller commits): the warnings to show."""
     check_lab(data, lab.id)

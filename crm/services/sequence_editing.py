@@ -27,6 +27,7 @@ from crm.models import Event, FollowUp, Lab, Prospect, Registration, Sequence, S
 from crm.models.followup import SEQUENCE_KIND_LABELS, STEP_CHANNELS
 from crm.services import followups, sequences
 from crm.services.followups import live_steps
+from crm.services.permissions import managers_only
 from crm.services.sequences import DAY, FIELDS
 from crm.timeutil import to_local, utcnow
 
@@ -295,6 +296,7 @@ def own_sequence(lab_id: int, kind: str) -> Sequence | None:
     return db.session.scalar(query.order_by(Sequence.id))
 
 
+@managers_only
 def personalise(lab: Lab, kind: str, actor: User | None) -> tuple[Sequence, int | None]:
     """Copy the default sequence for this lab (idempotent): (the copy, the scheduled rows
     moved to it, or None when the lab already had its own copy)."""
@@ -378,6 +380,7 @@ def _check(lab: Lab, kind: str, data: StepInput, one_way_sender: str | None) -> 
     }
 
 
+@managers_only
 def update_step(
     lab: Lab,
     step: SequenceStep,
@@ -411,6 +414,7 @@ def update_step(
     return changed
 
 
+@managers_only
 def add_step(
     lab: Lab, kind: str, data: StepInput, actor: User | None, *, one_way_sender: str | None
 ) -> SequenceStep:
@@ -433,6 +437,7 @@ def add_step(
     return step
 
 
+@managers_only
 def remove_step(lab: Lab, step: SequenceStep, actor: User | None) -> int:
     """Mark the step removed and cancel its rows not sent yet; returns how many (idempotent)."""
     step = _locked(step.id)

@@ -17,6 +17,7 @@ from crm.models import Event, Lab, Prospect, Registration, User
 from crm.models.registration import REGISTRATION_STATUS_LABELS
 from crm.services.exports import csv_chunks
 from crm.services.grouping import MAX_SIZE, MIN_SIZE, Member, split_into_groups
+from crm.services.permissions import managers_only
 from crm.timeutil import to_local
 
 # On the day, the people checked in are grouped; before, the confirmed ones.
@@ -80,6 +81,7 @@ def basis(lab: Lab) -> str:
     return PRESENT if db.session.scalar(present.limit(1)) is not None else CONFIRMED
 
 
+@managers_only
 def make_groups(lab: Lab, actor: User | None, replace: bool = False) -> str | None:
     """Split the lab's participants into groups and save each one's group_no (clearing it for
     everyone else). Existing groups are only replaced when `replace` says the manager agreed,
@@ -122,6 +124,7 @@ def make_groups(lab: Lab, actor: User | None, replace: bool = False) -> str | No
     return grouping.warning
 
 
+@managers_only
 def move(lab: Lab, registration_id: int, group_no: int, actor: User | None) -> Registration:
     """Move one person to an existing group, or to a new one (the next number), by hand.
     A participant without a group yet (checked in after the groups were made) can be placed
@@ -159,6 +162,7 @@ def move(lab: Lab, registration_id: int, group_no: int, actor: User | None) -> R
     return registration
 
 
+@managers_only
 def set_group_size(lab: Lab, size: int, actor: User | None) -> None:
     """The target size of the next split (5 to 10). The caller commits."""
     if not MIN_SIZE <= size <= MAX_SIZE:

@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from crm.extensions import db
+from crm.services.permissions import PermissionDenied
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,11 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[str, int]:
         return render_error(exc.code or 500)
+
+    @app.errorhandler(PermissionDenied)
+    def not_allowed(exc: PermissionDenied) -> tuple[str, int]:
+        _rollback_quietly()
+        return render_error(403)
 
     @app.errorhandler(OverflowError)
     @app.errorhandler(sa.exc.DataError)

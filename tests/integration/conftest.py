@@ -27,7 +27,7 @@ def lab_afternoon(days: int) -> datetime:
 
 @pytest.fixture
 def world(app_ctx):
-    """A recruiting lab, a source and two callers."""
+    """A recruiting lab, a source, two callers and a manager."""
     source = Source(name="Annuaire")
     starts = lab_afternoon(days=20)
     lab = Lab(
@@ -40,7 +40,8 @@ def world(app_ctx):
     db.session.commit()
     alice = create_user("alice@test.fr", "x" * 12, "caller")
     bob = create_user("bob@test.fr", "x" * 12, "caller")
-    return {"source": source, "lab": lab, "alice": alice, "bob": bob}
+    manager = create_user("manon@test.fr", "x" * 12, "manager")
+    return {"source": source, "lab": lab, "alice": alice, "bob": bob, "manager": manager}
 
 
 @pytest.fixture

@@ -108,4 +108,6 @@ def test_queue_is_per_lab(world):
 
 
 def test_users_are_real_rows(world):
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 2
+    assert (
+        db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 3
+    )  # two callers and a manager

@@ -63,14 +63,14 @@ def test_before_the_lab_the_confirmed_people_are_grouped(world):
     people = confirmed(world, 12)
     others = [person(world, "interested"), person(world, "declined")]
     assert workshop_groups.basis(lab) == "confirmed"
-    assert workshop_groups.make_groups(lab, world["alice"]) is None
+    assert workshop_groups.make_groups(lab, world["manager"]) is None
     db.session.commit()
     assert sizes(lab) == [6, 6]  # 12 people, target 8: two groups of 6
     assert sorted(group_of(people)) == [1] * 6 + [2] * 6
     assert group_of(others) == [None, None]
     (made,) = events("groups.made")
     assert made.data == {"basis": "confirmed", "target_size": 8, "sizes": [6, 6]}
-    assert (made.lab_id, made.actor_id) == (lab.id, world["alice"].id)
+    assert (made.lab_id, made.actor_id) == (lab.id, world["manager"].id)
 
 
 def test_on_the_day_the_present_people_are_grouped_and_the_others_cleared(world):
@@ -121,10 +121,10 @@ def test_a_person_is_moved_by_hand_to_a_group_or_a_new_one(world):
     workshop_groups.make_groups(lab, None)
     db.session.commit()
     mover = next(r for r in people if r.group_no == 1)
-    workshop_groups.move(lab, mover.id, 2, world["alice"])
+    workshop_groups.move(lab, mover.id, 2, world["manager"])
     db.session.commit()
     assert sizes(lab) == [5, 7]
-    workshop_groups.move(lab, mover.id, 3, world["alice"])
+    workshop_groups.move(lab, mover.id, 3, world["manager"])
     db.session.commit()
     assert sizes(lab) == [5, 6, 1]
     assert [e.data for e in events("groups.moved")] == [
@@ -187,7 +187,7 @@ def test_the_target_size_stays_within_5_and_10(world, size):
 def test_the_target_size_shapes_the_next_split(world):
     lab = world["lab"]
     confirmed(world, 20)
-    workshop_groups.set_group_size(lab, 10, world["alice"])
+    workshop_groups.set_group_size(lab, 10, world["manager"])
     workshop_groups.make_groups(lab, None)
     db.session.commit()
     assert sizes(lab) == [10, 10]

@@ -14,6 +14,7 @@ from crm.extensions import db
 from crm.models import Event, FollowUp, Lab, Registration, Sequence, SequenceStep
 from crm.services import call_queue, lab_day, lab_series, registrations
 from crm.services.lab_day import LabDayError
+from crm.services.permissions import PermissionDenied
 from crm.timeutil import to_local, utcnow
 from tests.conftest import csrf_token
 from tests.factories import person
@@ -70,7 +71,7 @@ def test_closing_marks_no_shows_thanks_the_present_and_ends_the_lab(past_lab):
     present = checked_in(past_lab)
     absent = person(past_lab, "confirmed")
     pending = person(past_lab, "interested")
-    closing = lab_day.close(past_lab["lab"], past_lab["alice"])
+    closing = lab_day.close(past_lab["lab"], past_lab["manager"])
     assert (closing.no_shows, closing.thanked) == (1, 1)
     assert absent.status == "no_show" and present.status == "attended"
     assert past_lab["lab"].status == "done"
@@ -79,12 +80,12 @@ def test_closing_marks_no_shows_thanks_the_present_and_ends_the_lab(past_lab):
     assert all(row.status != "scheduled" for row in rows_of(pending, "invitation"))
     assert rows_of(absent, "thank_you") == []
     with pytest.raises(LabDayError, match="déjà clos"):
-        lab_day.close(past_lab["lab"], past_lab["alice"])
+        lab_day.close(past_lab["lab"], past_lab["manager"])
 
 
 def test_a_lab_cannot_be_closed_before_it_starts(world):
     with pytest.raises(LabDayError, match="pas encore commencé"):
-        lab_day.close(world["lab"], world["alice"])
+        lab_day.close(world["lab"], world["manager"])
     assert world["lab"].status == "recruiting"
 
 
@@ -97,7 +98,7 @@ def test_attendees_are_invited_to_the_next_lab_once_and_called_first(app, past_l
     newcomer_next.next_call_at = utcnow() - timedelta(days=3)  # waiting longer
     db.session.commit()
 
-    closing = lab_day.close(past_lab["lab"], past_lab["alice"])
+    closing = lab_day.close(past_lab["lab"], past_lab["manager"])
     assert closing.invitations_queued
     assert lab_day.queue_invitations(past_lab["lab"])  # asked twice: one job
     drain(app, monkeypatch, DEFAULT)
@@ -129,7 +130,7 @@ def test_linking_the_next_lab_after_closing_invites_the_attendees(
     app, past_lab, manager_client, monkeypatch
 ):
     attendee = checked_in(past_lab)
-    lab_day.close(past_lab["lab"], past_lab["alice"])
+    lab_day.close(past_lab["lab"], past_lab["manager"])
     url = f"/labs/{past_lab['lab'].id}/apres"
     token = csrf_token(manager_client, url)
     response = manager_client.post(
@@ -195,7 +196,7 @@ def test_series_counts_confirmed_present_no_show_and_returning(past_lab, manager
     came_twice = checked_in(past_lab)
     checked_in(past_lab)
     person(past_lab, "confirmed")
-    lab_day.close(first, past_lab["alice"])
+    lab_day.close(first, past_lab["manager"])
     lab_day.invite_attendees(first.id)
     again = db.session.scalar(
         sa.select(Registration).where(
@@ -228,7 +229,7 @@ def test_editing_a_closed_lab_to_add_its_next_lab_invites_the_attendees(
 ):
     attendee = checked_in(past_lab)
     lab = past_lab["lab"]
-    lab_day.close(lab, past_lab["alice"])
+    lab_day.close(lab, past_lab["manager"])
     start, end = to_local(lab.starts_at), to_local(lab.ends_at)
     form = lab_form(
         title=lab.title,
@@ -274,3 +275,11 @@ def test_two_invitation_jobs_at_the_same_time_register_each_attendee_once(app, p
     db.session.expire_all()
     registered = [r.prospect_id for r in in_next_lab(past_lab)]
     assert sorted(registered) == sorted(r.prospect_id for r in present)
+
+
+def test_a_caller_cannot_close_a_lab_even_without_the_page(past_lab):
+    with pytest.raises(PermissionDenied, match="réservée aux responsables"):
+        lab_day.close(past_lab["lab"], past_lab["alice"])
+    with pytest.raises(PermissionDenied):
+        lab_day.link_next(past_lab["lab"], past_lab["next"].id, actor=past_lab["bob"])
+    assert past_lab["lab"].status == "recruiting"
