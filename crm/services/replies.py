@@ -64,7 +64,9 @@ CONFIRM_ANSWERS = {
 
 
 def store(params: Mapping[str, str]) -> InboundMessage | None:
-    """Insert the raw message and commit; None when this MessageSid is already stored."""
+    """Insert the raw message and commit; None when this MessageSid is already stored.
+    NUL characters are dropped: PostgreSQL text cannot hold them, and nothing may be lost."""
+    params = {key.replace("\x00", ""): value.replace("\x00", "") for key, value in params.items()}
     sid = (params.get("MessageSid") or params.get("SmsSid") or "").strip()
     if not sid:
         raise ValueError("MessageSid manquant")
