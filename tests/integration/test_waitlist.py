@@ -52,6 +52,18 @@ def offers_of(registration: Registration) -> list[PlaceOffer]:
     )
 
 
+def place_freed(world, *waiting: Registration) -> None:
+    """The lab full (two confirmed), `waiting` on the list in that order, then one of the
+    confirmed declines: one place is free for the next pass."""
+    confirm(invited(world))
+    leaving = invited(world)
+    confirm(leaving)
+    for registration in waiting:
+        confirm(registration)
+    answers.decline(leaving, "sms")
+    db.session.commit()
+
+
 def test_confirmations_past_the_capacity_join_the_waiting_list_in_order(small_lab):
     first, second, third, fourth = (invited(small_lab) for _ in range(4))
     assert confirm(first).status == confirm(second).status == "confirmed"
@@ -145,13 +157,8 @@ def test_decline_offer_expiry_and_next_person(app, small_lab, open_window, fast_
 
 def test_a_person_is_offered_a_place_at_most_three_times(small_lab, open_window, fast_pace):
     lab = small_lab["lab"]
-    confirm(invited(small_lab))
-    leaving = invited(small_lab)
-    confirm(leaving)
     waiting = invited(small_lab)
-    confirm(waiting)
-    answers.decline(leaving, "sms")
-    db.session.commit()
+    place_freed(small_lab, waiting)
     now = utcnow()
     for number in (1, 2, 3):
         assert waitlist.tick(now)["offers_made"] == 1
@@ -164,13 +171,8 @@ def test_a_person_is_offered_a_place_at_most_three_times(small_lab, open_window,
 
 
 def test_fewest_offers_first_then_rank(small_lab, open_window, fast_pace):
-    confirm(invited(small_lab))
-    leaving = invited(small_lab)
-    confirm(leaving)
     first, second = invited(small_lab), invited(small_lab)
-    confirm(first), confirm(second)
-    answers.decline(leaving, "sms")
-    db.session.commit()
+    place_freed(small_lab, first, second)
     waitlist.tick(utcnow())
     offer = offers_of(first)[0]
     offer_sending.send(offer.id)
@@ -180,14 +182,9 @@ def test_fewest_offers_first_then_rank(small_lab, open_window, fast_pace):
 
 
 def test_nobody_is_offered_a_place_they_cannot_be_told_about(small_lab, open_window):
-    confirm(invited(small_lab))
-    leaving = invited(small_lab)
-    confirm(leaving)
     unreachable = invited(small_lab, allow_sms=False)
     reachable = invited(small_lab, allow_sms=False, email="ana@exemple.fr")
-    confirm(unreachable), confirm(reachable)
-    answers.decline(leaving, "sms")
-    db.session.commit()
+    place_freed(small_lab, unreachable, reachable)
     waitlist.tick(utcnow())
     assert offers_of(unreachable) == []
     (offer,) = offers_of(reachable)
@@ -196,13 +193,8 @@ def test_nobody_is_offered_a_place_they_cannot_be_told_about(small_lab, open_win
 
 def test_an_offer_waits_for_the_send_window(small_lab, monkeypatch):
     monkeypatch.setattr(offer_sending, "is_open", lambda now, window: False)
-    confirm(invited(small_lab))
-    leaving = invited(small_lab)
-    confirm(leaving)
     waiting = invited(small_lab)
-    confirm(waiting)
-    answers.decline(leaving, "sms")
-    db.session.commit()
+    place_freed(small_lab, waiting)
     waitlist.tick(utcnow())
     (offer,) = offers_of(waiting)
     assert offer_sending.enqueue_due(utcnow()) == 0
@@ -210,13 +202,8 @@ def test_an_offer_waits_for_the_send_window(small_lab, monkeypatch):
 
 
 def test_declining_while_holding_an_offer_frees_it_for_the_next(small_lab, open_window):
-    confirm(invited(small_lab))
-    leaving = invited(small_lab)
-    confirm(leaving)
     first, second = invited(small_lab), invited(small_lab)
-    confirm(first), confirm(second)
-    answers.decline(leaving, "sms")
-    db.session.commit()
+    place_freed(small_lab, first, second)
     waitlist.tick(utcnow())
     answers.decline(first, "link")
     db.session.commit()
@@ -226,13 +213,8 @@ def test_declining_while_holding_an_offer_frees_it_for_the_next(small_lab, open_
 
 
 def test_an_offer_accepted_after_it_expired_shows_a_clear_page(app, small_lab, open_window, client):
-    confirm(invited(small_lab))
-    leaving = invited(small_lab)
-    confirm(leaving)
     late, other = invited(small_lab), invited(small_lab)
-    confirm(late), confirm(other)
-    answers.decline(leaving, "sms")
-    db.session.commit()
+    place_freed(small_lab, late, other)
     waitlist.tick(utcnow())
     offer = offers_of(late)[0]
     offer_sending.send(offer.id)
