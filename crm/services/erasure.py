@@ -42,6 +42,7 @@ from crm.models import (
     InboundMessage,
     Lab,
     Message,
+    PlaceOffer,
     Prospect,
     Registration,
     User,
@@ -80,15 +81,19 @@ def erase(
     actor_label: str | None = None,
     detail: dict[str, Any] | None = None,
     now: datetime | None = None,
+    suppress_contacts: bool = True,
 ) -> ErasureResult:
-    """Remove the person's data everywhere and audit it; a second call does nothing."""
+    """Remove the person's data everywhere and audit it; a second call does nothing.
+    `suppress_contacts` puts the phone and e-mail on the suppression list: for an erasure the
+    person asked for, not for the retention job (they may be invited again one day)."""
     if prospect.erased_at is not None:
         return ErasureResult(prospect.id, already=True)
     now = now or utcnow()
     phone, email = prospect.phone, prospect.email
     names = (prospect.first_name, prospect.last_name)
-    suppress("phone", phone, ERASED_REASON)
-    suppress("email", email, ERASED_REASON)
+    if suppress_contacts:
+        suppress("phone", phone, ERASED_REASON)
+        suppress("email", email, ERASED_REASON)
     counts = {"inscriptions_annulees": _cancel_registrations(prospect, actor, now)}
     db.session.flush()
     reg_ids = list(
@@ -138,7 +143,11 @@ def _cancel_registrations(prospect: Prospect, actor: User | None, now: datetime)
 def _cancel_followups(reg_ids: list[int]) -> int:
     if not reg_ids:
         return 0
-    return followups.cancel_open_where(ERASED_REASON, FollowUp.registration_id.in_(reg_ids))
+    cancelled = followups.cancel_open_where(ERASED_REASON, FollowUp.registration_id.in_(reg_ids))
+    # Reasons may quote a provider's error text, which can hold the number.
+    _update(FollowUp, FollowUp.registration_id.in_(reg_ids), reason=ERASED_REASON)
+    _update(PlaceOffer, PlaceOffer.registration_id.in_(reg_ids), reason="")
+    return cancelled
 
 
 def _scrub_calls(prospect_id: int, now: datetime) -> int:

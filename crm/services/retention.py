@@ -94,6 +94,7 @@ def run(now: datetime | None = None, dry_run: bool = False) -> list[int]:
             actor_label=JOB_LABEL,
             detail={"duree_jours": days, "dernier_contact": last.date().isoformat()},
             now=now,
+            suppress_contacts=False,
         )
         db.session.commit()
         done.append(prospect.id)

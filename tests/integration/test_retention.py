@@ -9,10 +9,10 @@ from rq.cron import CronScheduler
 
 import workers.jobs
 from crm.extensions import db
-from crm.models import AuditEntry, Lab, Prospect
+from crm.models import AuditEntry, Lab, Prospect, Suppression
 from crm.redis_conn import get_redis
 from crm.services import personal_links, replies, retention, sequences
-from crm.services.prospects import set_permission
+from crm.services.prospects import ProspectInput, save, set_permission
 from crm.services.registrations import register
 from crm.timeutil import utcnow
 
@@ -74,6 +74,16 @@ def test_run_anonymises_and_audits_once(world):
     assert entry.actor_label == retention.JOB_LABEL and entry.actor_id is None
     assert entry.detail["duree_jours"] == 1095
     assert entry.detail["dernier_contact"] == (NOW - 1100 * DAY).date().isoformat()
+
+
+def test_an_anonymised_person_may_be_invited_again_one_day(world):
+    """Retention is not an erasure at the person's request: no suppression list entry."""
+    old = person(world, "Ancien", created_days_ago=1100)
+    phone = old.phone
+    retention.run(NOW)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Suppression)) == 0
+    again, created = save(ProspectInput(first_name="Ancien", phone=phone), world["source"], None)
+    assert created and again.phone == phone
 
 
 def test_the_period_is_configurable(world, app, monkeypatch):
@@ -163,3 +173,46 @@ def test_the_job_is_registered_daily_with_rq_cron(app_ctx):
     jobs = {job.func_name: job for job in scheduler.get_jobs()}
     job = jobs["workers.jobs.run_retention"]
     assert job.cron == "0 3 * * *" and job.queue_name == "default"
+
+
+def test_the_migration_gives_existing_people_their_last_contact(world):
+    """Run the data protection migration's backfill on people recorded before it."""
+    import importlib.util
+    from pathlib import Path
+
+    from crm.models import Consent, InboundMessage
+    from crm.services.registrations import transition
+
+    versions = Path(__file__).resolve().parents[2] / "migrations" / "versions"
+    path = next(versions.glob("ac93b90e08af_*.py"))
+    spec = importlib.util.spec_from_file_location("data_protection_migration", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)  # type: ignore[union-attr]
+    replied, consented, came, silent = (person(world, n, 2000) for n in "ABCD")
+    at = utcnow().replace(microsecond=0) - 40 * DAY
+    db.session.add(
+        InboundMessage(
+            message_sid="SMold", from_number="+33600000000", prospect_id=replied.id, received_at=at
+        )
+    )
+    db.session.add(
+        Consent(
+            prospect_id=consented.id,
+            channel="sms",
+            granted=True,
+            from_person=True,
+            method="oral",
+            recorded_at=at - DAY,
+        )
+    )
+    registration, _ = register(came, world["lab"], None)
+    transition(registration, "confirmed", None)
+    transition(registration, "attended", None)
+    db.session.commit()
+    db.session.execute(sa.text(migration.BACKFILL_LAST_CONTACT))
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Prospect, replied.id).last_person_contact_at == at
+    assert db.session.get(Prospect, consented.id).last_person_contact_at == at - DAY
+    assert db.session.get(Prospect, came.id).last_person_contact_at is not None
+    assert db.session.get(Prospect, silent.id).last_person_contact_at is None
