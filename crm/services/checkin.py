@@ -134,12 +134,13 @@ def already_message(registration: Registration) -> str:
 
 
 def undo(registration: Registration, actor: User | None) -> CheckInResult:
-    """A mis-tap: back to confirmed, no check-in time (the caller commits). The cancelled
-    invitation rows stay cancelled: the person is expected today."""
+    """A mis-tap: back to the status before the check-in (confirmed, or waitlisted for someone
+    on the waiting list: no place is taken), no check-in time (the caller commits). The
+    cancelled invitation rows stay cancelled: the person is expected today."""
     name = registration.prospect.full_name
     if registration.status != "attended":
         return CheckInResult(registration, False, f"{name} n'était pas enregistré·e présent·e.")
-    registrations.transition(registration, "confirmed", actor, UNDO_REASON)
+    registrations.undo_check_in(registration, actor, UNDO_REASON)
     registration.checked_in_at = None
     return CheckInResult(registration, True, f"Présence de {name} annulée.")
 

@@ -222,6 +222,28 @@ def change_status(
     return registration
 
 
+def undo_check_in(registration: Registration, actor: User | None, reason: str) -> Registration:
+    """A check-in tapped by mistake: back to the status the person had before it (confirmed,
+    waitlisted, invited...), without taking a place they did not have. The caller commits."""
+    if registration.status != "attended":
+        raise TransitionError("Cette personne n'est pas enregistrée présente.")
+    before = db.session.scalar(
+        sa.select(Event.from_status)
+        .where(
+            Event.registration_id == registration.id,
+            Event.kind == "registration.status",
+            Event.to_status == "attended",
+        )
+        .order_by(Event.id.desc())
+        .limit(1)
+    )
+    previous = before if before in TRANSITIONS and before != "attended" else "confirmed"
+    registration.status = previous
+    registration.call_bucket = CALL_BUCKETS.get(previous)
+    _record(registration, actor, "registration.status", "attended", previous, reason)
+    return registration
+
+
 def lab_day_begun(lab: Lab, now: datetime) -> bool:
     """From the lab's day (local time) on, people can be marked present or absent."""
     return to_local(now).date() >= to_local(lab.starts_at).date()

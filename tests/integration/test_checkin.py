@@ -21,7 +21,7 @@ from crm.models import (
     SequenceStep,
     Source,
 )
-from crm.services import checkin, lab_day, prospects, registrations
+from crm.services import checkin, lab_day, prospects, registrations, waitlist
 from crm.timeutil import format_local_time, utcnow
 from tests.conftest import csrf_token, login
 from tests.integration.conftest import lab_afternoon
@@ -104,6 +104,17 @@ def test_undo_at_a_full_lab_keeps_the_place(world):
     checkin.check_in(reg, None)
     checkin.undo(reg, None)
     assert reg.status == "confirmed"
+
+
+def test_undo_for_someone_on_the_waiting_list_takes_no_place(world):
+    world["lab"].capacity = world["lab"].target = 1
+    attendee(world, "Léa", "Martin")  # the only place
+    waiting = attendee(world, "Paul", "Attente", status="waitlisted")
+    checkin.check_in(waiting, None)
+    checkin.undo(waiting, None)
+    db.session.commit()
+    assert waiting.status == "waitlisted" and waitlist.taken(world["lab"].id) == 1
+    assert waitlist.rank(waiting) == 1
 
 
 def test_check_in_marks_present_once_and_twice_is_a_no_op(world):
