@@ -102,7 +102,9 @@ class Seat:
 
 
 def seat_for(registration: Registration, now: datetime) -> Seat:
-    """A place for this confirmation: the person's own offer, or a free place. Already
+    """A place for this confirmation: the person's own offer, or a free place. A freed place
+    belongs to the waiting list first (the dispatcher's next pass offers it): someone else
+    gets one only beyond the places the next people in line can be offered. Already
     confirmed people keep theirs."""
     if registration.status in labs.CONFIRMED_STATUSES:
         return Seat(True)  # their own place (a check-in undone goes back to confirmed)
@@ -110,7 +112,13 @@ def seat_for(registration: Registration, now: datetime) -> Seat:
     if offer is not None:
         return Seat(True, offer)
     lock_lab(registration.lab_id)
-    return Seat(free_places(registration.lab) > 0)
+    free = free_places(registration.lab)
+    if free <= 0:
+        return Seat(False)
+    in_line = candidates(registration.lab_id, free)
+    if any(person.id == registration.id for person in in_line):
+        return Seat(True)
+    return Seat(free > len(in_line))
 
 
 def take_seat(registration: Registration, seat: Seat, now: datetime) -> None:

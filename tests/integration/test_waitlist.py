@@ -85,6 +85,18 @@ def test_confirmations_past_the_capacity_join_the_waiting_list_in_order(small_la
     assert (again.status, again.rank) == ("still_waitlisted", 1)
 
 
+def test_a_freed_place_goes_to_the_waiting_list_first(small_lab):
+    """Between a refusal and the dispatcher's next pass, a newcomer's yes does not take the
+    place of the first person in line; that person's own yes does."""
+    first, second = invited(small_lab), invited(small_lab)
+    place_freed(small_lab, first, second)
+    assert waitlist.free_places(small_lab["lab"]) == 1
+    assert confirm(invited(small_lab)).status == "waitlisted"
+    assert confirm(second).status == "still_waitlisted"  # second in line
+    assert confirm(first).status == "confirmed"
+    assert waitlist.free_places(small_lab["lab"]) == 0
+
+
 def test_overbooking_margin_confirms_past_the_capacity(small_lab):
     small_lab["lab"].overbooking = 1
     db.session.commit()
