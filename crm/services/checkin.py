@@ -14,7 +14,7 @@ from sqlalchemy.orm import contains_eager
 
 from crm.extensions import db
 from crm.models import Lab, Prospect, Registration, Source, User
-from crm.services import followups, prospects, registrations
+from crm.services import followups, lab_day, prospects, registrations
 from crm.services.normalise import fold, normalise_email, normalise_phone
 from crm.timeutil import format_local, format_local_time, utcnow
 
@@ -119,8 +119,9 @@ def check_in(registration: Registration, actor: User | None) -> CheckInResult:
     registration.prospect.last_person_contact_at = registration.checked_in_at  # retention
     for kind in STOPPED_KINDS:
         followups.cancel_open(registration, kind, "La personne est venue à l'open lab.")
-    if lab.status == "done":  # checked in late, after closing: thanked like the others
+    if lab.status == "done":  # checked in late, after closing: like the others
         followups.start_thank_you(registration)
+        lab_day.invite_late_attendee(registration, actor)
     when = format_local_time(registration.checked_in_at)
     return CheckInResult(registration, True, f"{name} est enregistré·e présent·e à {when}.")
 

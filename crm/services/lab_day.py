@@ -194,6 +194,26 @@ def invite_attendees(lab_id: int) -> int:
     return 0
 
 
+def invite_late_attendee(registration: Registration, actor: User | None) -> bool:
+    """Someone checked in after the lab was closed: registered in the next lab like the
+    others (the closing's job ran without them). The caller commits."""
+    lab = registration.lab
+    next_lab = lab.next_lab
+    if (
+        next_lab is None
+        or next_lab.starts_at <= utcnow()
+        or next_lab.status not in ("draft", "recruiting")
+        or registration.prospect.qualification == "no"
+    ):
+        return False
+    again, created = registrations.register(
+        registration.prospect, next_lab, actor, f"A participé à « {lab.title} »"
+    )
+    if created:
+        again.call_rank = RETURNING_RANK
+    return created
+
+
 def _invite(lab_id: int) -> int:
     lab = db.session.get(Lab, lab_id)
     if lab is None or lab.status != "done" or lab.next_lab is None:

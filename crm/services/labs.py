@@ -144,6 +144,13 @@ def create_lab(data: LabInput, actor: User | None) -> tuple[Lab, list[str]]:
 def update_lab(lab: Lab, data: LabInput, actor: User | None) -> list[str]:
     """Update the lab (the caller commits): the warnings to show."""
     check_lab(data, lab.id)
+    if data.status == "done" and lab.status != "done":
+        # Closing does what "Terminé" means: no-shows noted, thank-you, next-lab invitations.
+        raise LabError(
+            "Pour terminer l'open lab, utilisez « Clore l'open lab » sur la page « Après le "
+            "lab » : les absents y sont notés et les présents remerciés et invités au suivant.",
+            "status",
+        )
     before = {name: getattr(lab, name) for name in LAB_FIELDS}
     _apply(lab, data)
     changed = sorted(name for name in LAB_FIELDS if getattr(lab, name) != before[name])

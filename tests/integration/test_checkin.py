@@ -15,6 +15,7 @@ from crm.models import (
     Consent,
     Event,
     FollowUp,
+    Lab,
     Prospect,
     Registration,
     Sequence,
@@ -433,3 +434,24 @@ def test_a_late_check_in_after_closing_gets_the_thank_you(world):
         .where(FollowUp.registration_id == reg.id, FollowUp.status == "scheduled")
     ).all()
     assert reg.status == "attended" and set(kinds) == {"thank_you"}
+
+
+def test_a_late_check_in_after_closing_is_invited_to_the_next_lab(world):
+    reg = attendee(world, "Léa", "Martin")
+    lab = world["lab"]
+    lab.starts_at, lab.ends_at = utcnow() - timedelta(hours=5), utcnow() - timedelta(hours=1)
+    later = lab_afternoon(days=40)
+    following = Lab(title="Suite", starts_at=later, ends_at=later + timedelta(hours=4))
+    db.session.add(following)
+    db.session.flush()
+    lab.next_lab_id = following.id
+    db.session.commit()
+    lab_day.close(lab, None)
+    checkin.check_in(reg, None)
+    db.session.commit()
+    again = db.session.scalar(
+        sa.select(Registration).where(
+            Registration.lab_id == following.id, Registration.prospect_id == reg.prospect_id
+        )
+    )
+    assert again is not None and again.call_rank == lab_day.RETURNING_RANK

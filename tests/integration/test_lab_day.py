@@ -283,3 +283,22 @@ def test_a_caller_cannot_close_a_lab_even_without_the_page(past_lab):
     with pytest.raises(PermissionDenied):
         lab_day.link_next(past_lab["lab"], past_lab["next"].id, actor=past_lab["bob"])
     assert past_lab["lab"].status == "recruiting"
+
+
+def test_the_lab_form_cannot_end_a_lab_without_closing_it(past_lab, manager_client):
+    lab = past_lab["lab"]
+    start, end = to_local(lab.starts_at), to_local(lab.ends_at)
+    form = lab_form(
+        title=lab.title,
+        day=start.date().isoformat(),
+        start=start.strftime("%H:%M"),
+        end=end.strftime("%H:%M"),
+        status="done",
+    )
+    url = f"/labs/{lab.id}/modifier"
+    form["csrf_token"] = csrf_token(manager_client, url)
+    response = manager_client.post(url, data=form)
+    assert response.status_code == 400
+    assert "Clore l&#39;open lab" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Lab, lab.id).status == "recruiting"
