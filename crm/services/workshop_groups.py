@@ -15,6 +15,7 @@ from sqlalchemy.orm import contains_eager
 from crm.extensions import db
 from crm.models import Event, Lab, Prospect, Registration, User
 from crm.models.registration import REGISTRATION_STATUS_LABELS
+from crm.services import audit
 from crm.services.exports import csv_chunks
 from crm.services.grouping import MAX_SIZE, MIN_SIZE, Member, split_into_groups
 from crm.services.permissions import managers_only
@@ -236,8 +237,10 @@ def export_filename(lab: Lab) -> str:
 
 
 def record_export(lab: Lab, actor: User | None) -> None:
-    """Keep a trace of who exported the names (the caller commits)."""
+    """Keep a trace of who exported the names (the caller commits): the lab's timeline and
+    the audit trail."""
     _event("groups.exported", lab, actor)
+    audit.record("list.exported", "lab", lab.id, {"liste": "groupes d'atelier"})
 
 
 def _registrations(lab: Lab, status: str) -> list[Registration]:

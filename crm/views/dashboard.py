@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from crm.extensions import db
 from crm.forms.dashboard import DashboardFilterForm, check_step, parse_key
 from crm.models import Lab
-from crm.services import exports
+from crm.services import audit, exports
 from crm.services import funnel_export as fx
 from crm.services.funnel import DIMENSION_LABELS, STEP_LABELS, STEPS
 from crm.services.funnel_sql import PEOPLE_LISTS
@@ -81,7 +81,10 @@ def people() -> Page:
     query = fx.people_select(scope, key, step)
     args = filters.as_args(key="total" if key is None else key, step=step)
     if request.args.get("format") == "csv":
-        rows = fx.people_rows(iter(db.session.scalars(query)))
+        rows = list(fx.people_rows(iter(db.session.scalars(query))))
+        detail = {"liste": "tableau de bord", "etape": step, "lignes": len(rows)}
+        audit.record("list.exported", "dashboard", key, detail)
+        db.session.commit()
         return _csv(f"personnes-{step}.csv", fx.PEOPLE_HEADER, rows)
     number = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
     page = db.paginate(query, page=number, per_page=fx.PEOPLE_PER_PAGE, error_out=False)

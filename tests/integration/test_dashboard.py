@@ -12,9 +12,10 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import sqlalchemy as sa
 
 from crm.extensions import db
-from crm.models import User
+from crm.models import AuditEntry, User
 from crm.services.funnel import STEPS
 from tests.conftest import login
 from tests.factories import person
@@ -142,6 +143,12 @@ def test_the_tables_export_as_csv(named, manager_client):
     assert people[0] == ["prénom", "nom", "open lab", "date de l'open lab", "source", "statut"]
     assert sorted(r[2] for r in people[1:]) == ["Lab", "Lab 2"]
     assert all(r[5] == "Présent" for r in people[1:])
+    exported = db.session.scalars(
+        sa.select(AuditEntry).where(AuditEntry.action == "list.exported")
+    ).all()
+    assert [(e.object_type, e.detail["etape"], e.detail["lignes"]) for e in exported] == [
+        ("dashboard", "present", 2)
+    ]
 
 
 def test_csv_cells_never_run_a_formula(named, manager_client):
