@@ -196,6 +196,20 @@ def per_registration(scope: Scope) -> sa.Subquery:
         later.lab_id == later_lab.id,
         later_lab.starts_at > this_lab.starts_at,
     )
+    calls_counted: sa.ColumnElement[int] = calls.c.calls
+    own: sa.Subquery | None = None
+    if scope.by == "caller" or scope.caller_id is not None:
+        # A caller's row counts that caller's calls only (the stage counts everyone's).
+        own = (
+            sa.select(
+                Call.registration_id.label("registration_id"),
+                Call.caller_id.label("caller_id"),
+                sa.func.count().label("calls"),
+            )
+            .group_by(Call.registration_id, Call.caller_id)
+            .subquery("own_calls")
+        )
+        calls_counted = own.c.calls
     reached = sa.or_(
         Registration.reached_at.is_not(None),
         calls.c.answered == 1,
@@ -228,7 +242,7 @@ def per_registration(scope: Scope) -> sa.Subquery:
             sa.case((sa.and_(present, Prospect.active_user_at.is_not(None)), 1), else_=0).label(
                 "active"
             ),
-            sa.func.coalesce(calls.c.calls, 0).label("calls"),
+            sa.func.coalesce(calls_counted, 0).label("calls"),
             sa.func.coalesce(sent.c.messages, 0).label("messages"),
             sa.case((Registration.status == "no_show", 1), else_=0).label("no_show"),
             sa.case((opted.c.prospect_id.is_not(None), 1), else_=0).label("opted_out"),
@@ -245,6 +259,11 @@ def per_registration(scope: Scope) -> sa.Subquery:
         .outerjoin(replies, replies.c.registration_id == Registration.id)
         .outerjoin(opted, opted.c.prospect_id == Registration.prospect_id)
     )
+    if own is not None:
+        caller = cohort.c.key if scope.by == "caller" else sa.literal(scope.caller_id)
+        query = query.outerjoin(
+            own, sa.and_(own.c.registration_id == Registration.id, own.c.caller_id == caller)
+        )
     return query.cte("per_registration")
 
 

@@ -186,3 +186,16 @@ def test_wanted_scopes_are_refreshed_in_the_background(data, world):
     # A scope nobody asked for in the last ten minutes is dropped from the refresh.
     get_redis().zadd(funnel.WANTED_KEY, {funnel._scope_id(scope): 0})
     assert funnel.refresh_wanted() == 0
+
+
+def test_a_callers_row_counts_only_their_own_calls(data, world):
+    call(data["p2"], world["bob"], "no_answer", 1)  # Bob calls Alice's person once
+    call(data["p2"], world["bob"], "no_answer", 1)
+    db.session.commit()
+    result = funnel.compute(Scope("caller"))
+    alice = next(r for r in result.rows if r.label == "alice@test.fr")
+    bob = next(r for r in result.rows if r.label == "bob@test.fr")
+    assert (alice.calls, bob.calls) == (3, 4)
+    assert bob.counts["invited"] == 3 and result.total.counts["invited"] == 5
+    own = funnel.compute(Scope("caller", caller_id=world["bob"].id))
+    assert own.rows[0].calls == 4
