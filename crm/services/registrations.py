@@ -187,7 +187,15 @@ def transition(
             waitlist.take_seat(registration, seat, now)
         elif previous == "waitlisted":
             offer = waitlist.last_offer(registration)
-            expired = offer is not None and offer.status == "expired"
+            # Past its deadline, an offer is over even before the dispatcher's pass says so.
+            expired = offer is not None and (
+                offer.status == "expired"
+                or (
+                    offer.status == "sent"
+                    and offer.expires_at is not None
+                    and offer.expires_at <= now
+                )
+            )
             raise LabFull(waitlist.rank(registration), expired)
         else:
             target = "waitlisted"
