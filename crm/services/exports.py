@@ -21,6 +21,7 @@ from crm.models.prospect import QUALIFICATION_LABELS
 from crm.models.registration import REGISTRATION_STATUS_LABELS
 from crm.services import audit
 from crm.services.normalise import format_phone
+from crm.services.permissions import managers_only
 from crm.timeutil import to_local
 
 BOM = "\ufeff"
@@ -152,6 +153,7 @@ def lab_export_filename(lab: Lab, status: str | None = None) -> str:
     return f"open-lab-{lab.id}-{local:%Y-%m-%d}-{what}.csv"
 
 
+@managers_only
 def record_export(lab: Lab, actor: User | None, status: str | None) -> None:
     """Keep a trace of who exported the personal data of a lab (the caller commits): an
     event on the lab's timeline and an entry in the audit trail."""

@@ -15,6 +15,7 @@ from flask import current_app
 from crm.extensions import db
 from crm.models import ImportBatch
 from crm.services.csv_reading import CsvFileError, inspect_file
+from crm.services.permissions import require_manager_id
 
 _COPY_CHUNK = 64 * 1024
 
@@ -48,6 +49,7 @@ def create_from_upload(
     stream: BinaryIO, filename: str, actor_id: int | None, max_bytes: int | None
 ) -> ImportBatch:
     """Store and check an uploaded file; on any problem, leave neither a row nor a file."""
+    require_manager_id(actor_id)
     folder = imports_dir()
     folder.mkdir(parents=True, exist_ok=True)
     temporary = folder / f"envoi-{secrets.token_hex(8)}.part"

@@ -24,6 +24,14 @@ def require(actor: User | None, *roles: str) -> None:
         raise PermissionDenied("Action réservée aux responsables de l'open lab.")
 
 
+def require_manager_id(actor_id: int | None) -> None:
+    """`require` for services that receive the actor's id (imports)."""
+    if actor_id is not None:
+        from crm.extensions import db
+
+        require(db.session.get(User, actor_id), *MANAGERS)
+
+
 def managers_only(func: F) -> F:
     """The decorated service refuses an `actor` who is not a manager or an admin."""
     signature = inspect.signature(func)
