@@ -14,6 +14,7 @@ from crm.extensions import db
 from crm.models import Consent, Event, Lab, Prospect, Registration, Source, User
 from crm.models.prospect import QUALIFICATIONS
 from crm.models.registration import REGISTRATION_STATUSES
+from crm.services.privacy import SAVE_REFUSED, is_suppressed
 from crm.services.prospects import (
     ProspectError,
     ProspectInput,
@@ -141,6 +142,11 @@ def update_prospect(
 ) -> list[str]:
     """Replace the prospect's fields with re-normalised values; the changed field names."""
     cleaned = clean(data).as_dict()
+    for name in ("phone", "email"):
+        # A contact typed in by hand may belong to someone erased at their request.
+        new = cleaned[name] if cleaned[name] != getattr(prospect, name) else None
+        if new is not None and is_suppressed(*((new, None) if name == "phone" else (None, new))):
+            raise ContactTaken(SAVE_REFUSED, name)
     for name, label in (
         ("phone", "Ce numéro de téléphone est déjà celui de"),
         ("email", "Cette adresse e-mail est déjà celle de"),

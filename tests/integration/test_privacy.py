@@ -35,6 +35,7 @@ from crm.models import (
 )
 from crm.services import erasure, imports, replies
 from crm.services.privacy import REIMPORT_REFUSED
+from crm.services.prospect_records import ContactTaken, update_prospect
 from crm.services.prospects import ProspectError, ProspectInput, qualify, save, set_permission
 from crm.services.registrations import register, transition
 from crm.timeutil import utcnow
@@ -273,6 +274,13 @@ def test_saving_an_erased_person_again_is_refused(world):
     for data in (ProspectInput(phone="06 12 34 56 78"), ProspectInput(email=EMAIL.upper())):
         with pytest.raises(ProspectError, match="effacement"):
             save(data, world["source"], None)
+    # Nor typed by hand into someone else's record.
+    mine = {"first_name": "Autre", "phone": "07 81 23 45 67"}
+    other, _ = save(ProspectInput(**mine), world["source"], None)
+    for field, value in (("phone", "06 12 34 56 78"), ("email", EMAIL)):
+        with pytest.raises(ContactTaken, match="effacement") as refused:
+            update_prospect(other, ProspectInput(**{**mine, field: value}), world["source"], None)
+        assert refused.value.field == field
 
 
 def test_manager_erases_after_confirming(world, manager_client):
