@@ -159,11 +159,14 @@ def funnel_command(
 def erase_command(phone: str | None, email: str | None, yes: bool) -> None:
     """Effacer les données personnelles d'une personne, à sa demande (RGPD, article 17)."""
     from crm.extensions import db
-    from crm.services import erasure, privacy
+    from crm.services import erasure
+    from crm.services.normalise import normalise_email, normalise_phone
+    from crm.services.prospects import find_existing
 
     if bool(phone) == bool(email):
         raise click.UsageError("Indiquez soit --phone, soit --email.")
-    prospect = privacy.find_by_contact(phone=phone, email=email)
+    e164 = normalise_phone(phone) if phone else None
+    prospect = find_existing(e164, normalise_email(email) if email else None)
     if prospect is None:
         raise click.ClickException("Aucune personne avec ce téléphone ou cet e-mail.")
     if not yes:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rq import Queue
+from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
 from crm.redis_conn import get_redis
@@ -23,6 +24,17 @@ def get_queue(name: str = DEFAULT) -> Queue:
     if name not in QUEUE_NAMES:
         raise ValueError(f"unknown queue {name!r}")
     return Queue(name, connection=get_redis())
+
+
+def enqueue_once(name: str, func: str, *args: Any, job_id: str, **kwargs: Any) -> bool:
+    """Enqueue `func` under a deterministic job id with RQ's `unique=True`; False when a job
+    with that id exists already (waiting, running or finished: the job itself decides from
+    the database whether anything is left to do)."""
+    try:
+        get_queue(name).enqueue(func, *args, job_id=job_id, unique=True, **kwargs)
+    except DuplicateJobError:
+        return False
+    return True
 
 
 def enqueue_at(

@@ -13,12 +13,10 @@ lab's invitation sequence like any new registration.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from rq.exceptions import DuplicateJobError
 from sqlalchemy.exc import IntegrityError
 
 from crm.extensions import db
@@ -100,14 +98,13 @@ def _close_offers(lab: Lab, now: datetime) -> None:
 def queue_invitations(lab: Lab) -> bool:
     """Queue the job that registers the lab's attendees in its next lab, once the lab is
     closed and a next lab is linked; False when there is nothing to do yet."""
-    from workers.queues import DEFAULT, get_queue
+    from workers.queues import DEFAULT, enqueue_once
 
     if lab.status != "done" or lab.next_lab_id is None:
         return False
     job_id = f"next-lab-{lab.id}-{lab.next_lab_id}"
     # Already queued: running it again would change nothing anyway.
-    with contextlib.suppress(DuplicateJobError):
-        get_queue(DEFAULT).enqueue(INVITE_JOB, lab.id, job_id=job_id, unique=True)
+    enqueue_once(DEFAULT, INVITE_JOB, lab.id, job_id=job_id)
     return True
 
 
@@ -194,17 +191,20 @@ def invite_attendees(lab_id: int) -> int:
     return 0
 
 
+def _next_lab_open(lab: Lab) -> Lab | None:
+    """The lab's next lab when attendees can still be registered in it."""
+    following = lab.next_lab
+    if following is None or following.starts_at <= utcnow():
+        return None
+    return following if following.status in ("draft", "recruiting") else None
+
+
 def invite_late_attendee(registration: Registration, actor: User | None) -> bool:
     """Someone checked in after the lab was closed: registered in the next lab like the
     others (the closing's job ran without them). The caller commits."""
     lab = registration.lab
-    next_lab = lab.next_lab
-    if (
-        next_lab is None
-        or next_lab.starts_at <= utcnow()
-        or next_lab.status not in ("draft", "recruiting")
-        or registration.prospect.qualification == "no"
-    ):
+    next_lab = _next_lab_open(lab)
+    if next_lab is None or registration.prospect.qualification == "no":
         return False
     again, created = registrations.register(
         registration.prospect, next_lab, actor, f"A participé à « {lab.title} »"
@@ -216,10 +216,8 @@ def invite_late_attendee(registration: Registration, actor: User | None) -> bool
 
 def _invite(lab_id: int) -> int:
     lab = db.session.get(Lab, lab_id)
-    if lab is None or lab.status != "done" or lab.next_lab is None:
-        return 0
-    next_lab = lab.next_lab
-    if next_lab.starts_at <= utcnow() or next_lab.status not in ("draft", "recruiting"):
+    next_lab = _next_lab_open(lab) if lab is not None and lab.status == "done" else None
+    if next_lab is None:
         return 0
     # A parallel run waits here on PostgreSQL, then sees what the first one registered.
     waitlist.lock_lab(next_lab.id)
@@ -255,23 +253,22 @@ def _attendee(registration: Registration) -> Prospect:
 def flag_motivated(registration: Registration, actor: User, motivated: bool) -> bool:
     """Flag (or unflag) an attendee as a motivated user, one of the few who will work closely
     with the team; False when nothing changed."""
-    prospect = _attendee(registration)
-    if motivated == (prospect.motivated_at is not None):
-        return False
-    prospect.motivated_at = utcnow() if motivated else None
-    _flag_event(registration, actor, "prospect.motivated", motivated)
-    return True
+    return _set_flag(registration, actor, "motivated_at", "prospect.motivated", motivated)
 
 
 @managers_only
 def mark_active_user(registration: Registration, actor: User, active: bool) -> bool:
     """Record that the attendee became (or is no longer) an active user of the service: the
     method's "one in ten" is measured with it."""
+    return _set_flag(registration, actor, "active_user_at", "prospect.active_user", active)
+
+
+def _set_flag(registration: Registration, actor: User, column: str, kind: str, on: bool) -> bool:
     prospect = _attendee(registration)
-    if active == (prospect.active_user_at is not None):
+    if on == (getattr(prospect, column) is not None):
         return False
-    prospect.active_user_at = utcnow() if active else None
-    _flag_event(registration, actor, "prospect.active_user", active)
+    setattr(prospect, column, utcnow() if on else None)
+    _flag_event(registration, actor, kind, on)
     return True
 
 

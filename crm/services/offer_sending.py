@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from rq.exceptions import DuplicateJobError
 
 from crm.extensions import db
 from crm.messaging.email import deliver_email, prepare_email
@@ -52,22 +51,21 @@ def job_id(offer_id: int) -> str:
 
 def enqueue_due(now: datetime) -> int:
     """One send job per offer waiting to go whose lab's send window is open."""
-    from workers.queues import MESSAGES, get_queue
+    from workers.queues import MESSAGES, enqueue_once
 
     rows = db.session.execute(
         sa.select(PlaceOffer.id, Lab)
         .join(Lab, Lab.id == PlaceOffer.lab_id)
         .where(PlaceOffer.status == "scheduled")
     ).all()
-    queue, enqueued = get_queue(MESSAGES), 0
+    enqueued = 0
     for offer_id, lab in rows:
         if not is_open(now, send_window(lab)):
             continue
-        try:
-            queue.enqueue(SEND_JOB, offer_id, job_id=job_id(offer_id), unique=True, result_ttl=600)
-        except DuplicateJobError:
-            continue  # a job for it is waiting or ran: the row's status decides
-        enqueued += 1
+        # A job already there for it is waiting or ran: the row's status decides.
+        enqueued += enqueue_once(
+            MESSAGES, SEND_JOB, offer_id, job_id=job_id(offer_id), result_ttl=600
+        )
     return enqueued
 
 

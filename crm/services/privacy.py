@@ -18,8 +18,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from crm.extensions import db
-from crm.models import Prospect, Suppression
-from crm.services.normalise import normalise_email, normalise_phone
+from crm.models import Suppression
 
 ERASED_NAME = "Personne effacée"
 REIMPORT_REFUSED = "Personne effacée à sa demande : ne pas réimporter."
@@ -65,16 +64,3 @@ def suppressed_values(phones: Iterable[str | None], emails: Iterable[str | None]
 
 def is_suppressed(phone: str | None, email: str | None) -> bool:
     return bool(suppressed_values([phone], [email]))
-
-
-def find_by_contact(phone: str | None = None, email: str | None = None) -> Prospect | None:
-    """The (not yet erased) person with this phone, in any format, or this e-mail."""
-    e164 = normalise_phone(phone) if phone else None
-    address = normalise_email(email) if email else None
-    if e164:
-        found = db.session.scalar(sa.select(Prospect).where(Prospect.phone == e164))
-        if found is not None:
-            return found
-    if address:
-        return db.session.scalar(sa.select(Prospect).where(Prospect.email == address))
-    return None
