@@ -11,11 +11,16 @@ FakeSmtpServer(username="u", password="p") checks AUTH (ReceivedMail.authenticat
 whether the client logged in); tls="starttls" offers STARTTLS
 and tls="implicit" speaks TLS from the first byte (smtps://), with a self-signed certificate
 made by `make_certificate` (the client trusts it through SSL_CERT_FILE).
+
+Run alone (`python -m tests.fakes.smtp_server --port 8025 --log mails.jsonl`, as
+`make prod-local` does), it appends one JSON line per message received (from, to, subject,
+Message-ID) to the log, which the fault suite reads.
 """
 
 from __future__ import annotations
 
 import email
+import json
 import subprocess
 from dataclasses import dataclass
 from email import policy
@@ -73,14 +78,14 @@ class _Handler:
 
 
 class _Controller(Controller):
-    """aiosmtpd's Controller, bound to a free port chosen by the system."""
+    """aiosmtpd's Controller, bound to its port (0: a free port chosen by the system)."""
 
     def _create_server(self) -> Any:
         return self._bind()
 
     async def _bind(self) -> Any:
         server = await self.loop.create_server(
-            self._factory_invoker, host=self.hostname, port=0, ssl=self.ssl_context
+            self._factory_invoker, host=self.hostname, port=self.port, ssl=self.ssl_context
         )
         self.port = server.sockets[0].getsockname()[1]
         return server
@@ -107,9 +112,11 @@ class FakeSmtpServer:
         password: str | None = None,
         tls: TlsMode = None,
         certificate: tuple[Path, Path] | None = None,
+        port: int = 0,
+        handler: _Handler | None = None,
     ) -> None:
         self.username, self.password, self.tls = username, password, tls
-        self.handler = _Handler()
+        self.handler = handler or _Handler()
         context = None
         if tls:
             if certificate is None:
@@ -125,7 +132,7 @@ class FakeSmtpServer:
         self._controller = _Controller(
             self.handler,
             hostname="127.0.0.1",
-            port=0,
+            port=port,
             ssl_context=context if tls == "implicit" else None,
             server_hostname="fake-smtp.test",
             **kwargs,
@@ -169,3 +176,47 @@ class FakeSmtpServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _LoggingHandler(_Handler):
+    """Also appends each message to a JSON-lines file (the process run by make prod-local)."""
+
+    def __init__(self, log: Path) -> None:
+        super().__init__()
+        self.log = log
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        mail = self.messages.pop()  # a long campaign must not grow the process
+        line = {
+            "from": mail.mail_from,
+            "to": mail.rcpt_tos,
+            "subject": str(mail.message["Subject"]),
+            "message_id": str(mail.message["Message-ID"]),
+        }
+        with self.log.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        return reply
+
+
+def main() -> None:
+    """Run the fake as its own process until SIGTERM (make prod-local)."""
+    import argparse
+    import signal
+    import threading
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--log", type=Path, required=True)
+    args = parser.parse_args()
+    server = FakeSmtpServer(port=args.port, handler=_LoggingHandler(args.log))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with server:
+        print(f"fake SMTP on {server.url}", flush=True)
+        stop.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -11,10 +11,17 @@
         server.requests                          # every request: .path, .form, .auth_ok
         server.sent                              # the messages it accepted (dicts, as answered)
 
+Run alone (`python -m tests.fakes.twilio_server --port 8081`, as `make prod-local` does), it is
+driven over HTTP by the fault suite: POST /_fake/program (form: to, error_code, http_status,
+delay), POST /_fake/reset, GET /_fake/sent (the accepted messages, JSON).
+
 It answers POST /2010-04-01/Accounts/{sid}/Messages.json like Twilio: 201 with the message
 JSON (sid "SM" + 32 hex, status "queued", or "accepted" with a Messaging Service), 401 with
 error 20003 when the HTTP basic auth is not account sid / auth token, 400 with 21602, 21603 or
-21604 when Body, From/MessagingServiceSid or To is missing, 404 for any other path.
+21604 when Body, From/MessagingServiceSid or To is missing, 404 for any other path. GET on the
+same path lists the accepted messages, newest first, filtered by To (and PageSize), as
+Twilio's list resource does. A message answered late (the `delay` rule) is still accepted,
+as a slow provider would: the client that gave up does not know whether it went out.
 """
 
 from __future__ import annotations
@@ -122,11 +129,64 @@ class _Handler(BaseHTTPRequestHandler):
         return (user, password) == (self.state.account_sid, self.state.auth_token)
 
     def do_GET(self) -> None:
-        self._error(404, 20404, "The requested resource was not found")
+        path, _, query = self.path.partition("?")
+        if path == "/_fake/sent":
+            self._answer(200, {"messages": self._sent()})
+            return
+        if not (path.startswith(_PREFIX) and path.endswith("/Messages.json")):
+            self._error(404, 20404, "The requested resource was not found")
+            return
+        if not self._auth_ok() or path[len(_PREFIX) : -len("/Messages.json")] != (
+            self.state.account_sid
+        ):
+            self._error(401, 20003)
+            return
+        params = dict(parse_qsl(query))
+        found = [m for m in reversed(self._sent()) if m["to"] == params.get("To", m["to"])]
+        size = int(params.get("PageSize") or 50)
+        self._answer(
+            200,
+            {
+                "messages": found[:size],
+                "page": 0,
+                "page_size": size,
+                "first_page_uri": self.path,
+                "next_page_uri": None,
+                "previous_page_uri": None,
+                "uri": self.path,
+                "start": 0,
+                "end": min(size, len(found)),
+            },
+        )
+
+    def _sent(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return list(self.state.sent)
+
+    def _control(self, form: dict[str, str]) -> None:
+        """The fault suite's remote control (only when run as a process)."""
+        if self.path == "/_fake/reset":
+            with self.state.lock:
+                self.state.rules.clear()
+        elif self.path == "/_fake/program":
+            rule = Rule(
+                error_code=int(form["error_code"]) if form.get("error_code") else None,
+                http_status=int(form["http_status"]) if form.get("http_status") else None,
+                delay=float(form.get("delay") or 0),
+            )
+            with self.state.lock:
+                self.state.rules[form.get("to") or None] = rule
+        else:
+            self._error(404, 20404, "The requested resource was not found")
+            return
+        self._answer(200, {"ok": True})
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         form = dict(parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True))
+        if self.path.startswith("/_fake/"):
+            self._control(form)
+            return
         auth_ok = self._auth_ok()
         state = self.state
         with state.lock:
@@ -200,14 +260,16 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeTwilioServer:
-    """The fake Messages API on a random free port of 127.0.0.1 (see the module docstring)."""
+    """The fake Messages API on a free port of 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN) -> None:
+    def __init__(
+        self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN, port: int = 0
+    ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self._state = _State(account_sid, auth_token)
         handler = type("Handler", (_Handler,), {"state": self._state})
-        self._server = _Server(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", port), handler)
         self._thread: threading.Thread | None = None
 
     @property
@@ -277,3 +339,26 @@ class FakeTwilioServer:
     def sent(self) -> list[dict[str, Any]]:
         with self._state.lock:
             return list(self._state.sent)
+
+
+def main() -> None:
+    """Run the fake as its own process until SIGTERM (make prod-local)."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--account-sid", default=ACCOUNT_SID)
+    parser.add_argument("--auth-token", default=AUTH_TOKEN)
+    args = parser.parse_args()
+    server = FakeTwilioServer(args.account_sid, args.auth_token, args.port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with server:
+        print(f"fake Twilio on {server.url}", flush=True)
+        stop.wait()
+
+
+if __name__ == "__main__":
+    main()

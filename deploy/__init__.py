@@ -1,0 +1,1 @@
+"""Running the production layout locally (make prod-local)."""
