@@ -70,6 +70,10 @@ class Config:
     SEND_DAYS = "1-5"
     SEND_HOURS = "10:00-20:00"
     SMS_RATE_PER_SECOND = 1.0  # per sender, shared by every worker through Redis
+    RETRY_BACKOFF_SECONDS = 300  # first retry after a provider failure; ×4 each time
+    # A follow-up queued (or sending) this long without its job is looked at again by the
+    # dispatcher: queued is enqueued again, sending goes to review.
+    STUCK_AFTER_SECONDS = 600
     CALL_LEASE_MINUTES = 15
     CALL_RETRY_HOURS = 4  # after no answer, wait before serving the same person again
     PRESSURE_CAP_MESSAGES = 4  # automated messages per person, all labs together...
@@ -121,9 +125,14 @@ class Config:
             "REFUSAL_QUIET_DAYS",
             "RETENTION_DAYS",
             "PROXY_HOPS",
+            "RETRY_BACKOFF_SECONDS",
+            "STUCK_AFTER_SECONDS",
         ):
             if env.get(f"CRM_{key}"):
                 values[key] = int(env[f"CRM_{key}"])
+        for key in ("TWILIO_TIMEOUT_SECONDS", "SMTP_TIMEOUT_SECONDS"):
+            if env.get(f"CRM_{key}"):
+                values[key] = float(env[f"CRM_{key}"])
         if env.get("CRM_FORECAST_DEFAULT_NO_SHOW"):
             values["FORECAST_DEFAULT_NO_SHOW"] = float(env["CRM_FORECAST_DEFAULT_NO_SHOW"])
         if env.get("IMPORT_MAX_MB"):

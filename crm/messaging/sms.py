@@ -17,12 +17,20 @@ the row and raised as classified `SendError`s; nothing is retried or deduplicate
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import current_app
 
 from crm.config import ConfigError
 from crm.extensions import db
 from crm.messaging import outbox, twilio_backend, webhooks
-from crm.messaging.delivery import check_claimed, claim, record_failure, record_success
+from crm.messaging.delivery import (
+    Accepted,
+    check_claimed,
+    claim,
+    record_failure,
+    record_success,
+)
 from crm.messaging.encoding import sms_info
 from crm.messaging.errors import SendError
 from crm.messaging.senders import Sender, parse_sender
@@ -126,6 +134,17 @@ def deliver_sms(
         record_failure(message, error)
         raise
     return record_success(message, accepted, commit=commit)
+
+
+def can_look_up() -> bool:
+    """Can the provider say whether a message went out? (Twilio's message list can.)"""
+    return sms_backend_name() == twilio_backend.NAME
+
+
+def find_sent_sms(message: Message, since: datetime) -> Accepted | None:
+    """The provider's record of this SMS if it took it (see twilio_backend.find_sent)."""
+    settings = twilio_backend.TwilioSettings.from_config(current_app.config)
+    return twilio_backend.find_sent(settings, message.to_address, message.body, since)
 
 
 def send_sms(

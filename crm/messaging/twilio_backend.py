@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -26,6 +27,7 @@ from crm.messaging.senders import Sender
 
 NAME = "twilio"
 API_URL = "https://api.twilio.com"
+LOOKUP_PAGE = 20  # a person gets a few SMS a month: the 20 latest cover any lost answer
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,26 @@ def send(
         raise _from_network(exc) from exc
     segments = int(created.num_segments) if str(created.num_segments or "").isdigit() else None
     return Accepted(provider_id=created.sid, provider_status=created.status, segments=segments)
+
+
+def find_sent(settings: TwilioSettings, to: str, body: str, since: datetime) -> Accepted | None:
+    """The SMS to `to` with this body that Twilio created since `since`, if any: the answer to
+    a send whose reply was lost (a read timeout). Raises a SendError when Twilio cannot be
+    asked, so that nothing is sent blind."""
+    try:
+        recent = get_client(settings).messages.list(to=to, limit=LOOKUP_PAGE)
+    except TwilioException as exc:
+        raise _from_twilio(exc) from exc
+    except requests.RequestException as exc:
+        raise TransientError(
+            "Impossible de vérifier auprès de Twilio si le SMS est parti : nouvel essai plus tard.",
+            provider_message=str(exc),
+        ) from exc
+    for message in recent:
+        created = message.date_created
+        if message.body == body and (created is None or created >= since):
+            return Accepted(provider_id=message.sid, provider_status=message.status)
+    return None
 
 
 def _from_twilio(exc: TwilioException) -> SendError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
 
@@ -26,7 +27,7 @@ from crm.timeutil import utcnow
 HEARTBEAT_KEY = "crm:dispatcher:last_run"
 BATCH_SIZE = 500
 MAX_BATCHES = 20  # at most 10,000 rows a pass; the next pass takes the rest
-STUCK_AFTER = timedelta(minutes=10)
+STUCK_AFTER = timedelta(minutes=10)  # the default of STUCK_AFTER_SECONDS
 LIVE_JOB_STATUSES = ("queued", "started", "scheduled", "deferred")
 SEND_JOB = "workers.jobs.send_followup"
 
@@ -55,6 +56,10 @@ def run() -> dict[str, int | str]:
         **offers,
         "offers_enqueued": offer_sending.enqueue_due(now),
     }
+
+
+def stuck_after() -> timedelta:
+    return timedelta(seconds=int(current_app.config.get("STUCK_AFTER_SECONDS") or 600))
 
 
 def claim_due(now: datetime, limit: int) -> list[int]:
@@ -105,7 +110,7 @@ def enqueue(followup_id: int) -> bool:
 
 def requeue_stuck(now: datetime) -> int:
     """Enqueue again the rows queued long ago whose job is no longer alive in Redis."""
-    cutoff = now - STUCK_AFTER
+    cutoff = now - stuck_after()
     ids = list(
         db.session.scalars(
             sa.select(FollowUp.id)
@@ -135,7 +140,7 @@ def abandon_sending(now: datetime) -> int:
     stuck = list(
         db.session.scalars(
             sa.select(FollowUp)
-            .where(FollowUp.status == "sending", FollowUp.updated_at < now - STUCK_AFTER)
+            .where(FollowUp.status == "sending", FollowUp.updated_at < now - stuck_after())
             .limit(BATCH_SIZE)
         )
     )

@@ -26,9 +26,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from crm.extensions import db
 from crm.messaging import errors
+from crm.messaging.delivery import Accepted, record_success
 from crm.messaging.email import deliver_email, prepare_email
 from crm.messaging.errors import SendError
-from crm.messaging.sms import current_sender, deliver_sms, prepare_sms
+from crm.messaging.sms import can_look_up, current_sender, deliver_sms, find_sent_sms, prepare_sms
 from crm.models import Event, FollowUp, Message, Registration, SequenceStep
 from crm.models.followup import SEQUENCE_KIND_LABELS
 from crm.redis_conn import get_redis
@@ -37,7 +38,11 @@ from crm.services.window import Window, is_open, next_opening, send_window
 from crm.timeutil import UTCDateTime, utcnow
 
 MAX_RETRIES = 3  # "retry later" errors: at most 3 more attempts after the first
-BACKOFF_MINUTES = 5  # then 20, 80 (×4 each time)
+BACKOFF = timedelta(minutes=5)  # then 20, 80 (×4 each time): RETRY_BACKOFF_SECONDS
+# After the provider took a message, recording it waits this long for a database that
+# went away (seconds between tries, about a minute in all): the alternative is a row left
+# `sending`, which goes to review although it was sent.
+DB_RETRY_PAUSES = (0.5, 1, 2, 4, 8, 15, 15, 15)
 WAITING = {
     "invitation": registrations.WAITING,
     "reminders": frozenset({"confirmed"}),
@@ -49,10 +54,13 @@ STATUS_REFUSALS = {
     "disqualified": "La personne est hors cible.",
     "confirmed": "La personne a déjà confirmé sa venue.",
 }
+LOOKUP_MARGIN = timedelta(minutes=5)  # clocks differ: the provider's creation time may be earlier
 CHANNEL_FIELDS = {"sms": ("allow_sms", "phone"), "email": ("allow_email", "email")}
 CHANNEL_TEXTS = {"sms": "les SMS", "email": "les e-mails", "call": "les appels"}
 PAUSED_REASON = "Envois suspendus pour cet open lab."
 INTERRUPTED_REASON = "Envoi interrompu : à vérifier."
+FOUND_REASON = "Envoyé : l'opérateur l'avait reçu malgré le délai dépassé."
+NOT_FOUND_ERROR = "L'opérateur n'avait pas reçu ce SMS (vérifié) : il est renvoyé."
 BLOCKED_REASON = "L'opérateur refuse les SMS vers ce numéro : appel uniquement."
 
 
@@ -99,8 +107,8 @@ def window_move(now: datetime, window: Window) -> datetime | None:
     return None if is_open(now, window) else next_opening(now, window)
 
 
-def retry_at(now: datetime, attempts: int, window: Window) -> datetime:
-    delay = timedelta(minutes=BACKOFF_MINUTES * 4 ** max(attempts - 1, 0))
+def retry_at(now: datetime, attempts: int, window: Window, first: timedelta = BACKOFF) -> datetime:
+    delay = first * 4 ** max(attempts - 1, 0)
     return next_opening(now + delay, window)
 
 
@@ -331,6 +339,8 @@ def pace_sms(sender: str) -> float:
 
 
 def _deliver(row: FollowUp) -> None:
+    if row.step.channel == "sms" and _settled_with_provider(row):
+        return
     if row.step.channel == "sms":
         pace_sms(current_sender().value)
     try:
@@ -353,13 +363,66 @@ def _deliver(row: FollowUp) -> None:
         db.session.expire_all()  # the failure's effects read fresh rows (e.g. the prospect)
         record_failure(row, error)
         return
-    # One commit: the provider's answer on the Message, the row `sent` and its event.
-    row.status, row.sent_at, row.reason = "sent", utcnow(), ""
-    label = "SMS envoyé" if message.channel == "sms" else "E-mail envoyé"
-    _event(
-        row, "message.sent", f"{label} : {SEQUENCE_KIND_LABELS[row.step.sequence.kind]}", message
-    )
-    db.session.commit()
+    accepted = Accepted(message.provider_id, message.provider_status, message.segments)
+    _record_sent(row, message.id, accepted, "")
+
+
+def _record_sent(row: FollowUp, message_id: int, accepted: Accepted, reason: str) -> None:
+    """One commit: the provider's answer on the Message, the row `sent` and its event; tried
+    again while the database is unreachable (DB_RETRY_PAUSES)."""
+    for pause in (*DB_RETRY_PAUSES, None):
+        try:
+            message = db.session.get(Message, message_id)
+            assert message is not None
+            record_success(message, accepted, commit=False)
+            row.status, row.sent_at, row.reason = "sent", utcnow(), reason
+            label = "SMS envoyé" if message.channel == "sms" else "E-mail envoyé"
+            kind = SEQUENCE_KIND_LABELS[row.step.sequence.kind]
+            _event(row, "message.sent", f"{label} : {kind}", message)
+            db.session.commit()
+            return
+        except (sa.exc.OperationalError, sa.exc.InterfaceError):
+            db.session.rollback()
+            if pause is None:
+                raise  # left `sending`: the dispatcher sends it to review
+            time.sleep(pause)
+
+
+def _settled_with_provider(row: FollowUp) -> bool:
+    """A retry after a send left in doubt (the provider's answer was lost) first asks the
+    provider whether it has the message: found, the row is sent without a second SMS; not
+    found, the first try is marked failed and the send goes on. True when the row is done."""
+    doubt = db.session.get(Message, row.message_id) if row.message_id else None
+    if doubt is None or doubt.status != "unknown":
+        return False
+    try:
+        found = find_sent_sms(doubt, doubt.created_at - LOOKUP_MARGIN)
+    except SendError as error:
+        _retry_or_review(row, error)
+        return True
+    if found is None:
+        doubt.status, doubt.error = "failed", NOT_FOUND_ERROR
+        return False  # committed with the new try's Message (_move to `sending`)
+    if _move(row, "queued", status="sending", reason=""):
+        _record_sent(row, doubt.id, found, FOUND_REASON)
+    return True
+
+
+def _retry_or_review(row: FollowUp, error: SendError) -> None:
+    """The provider could not be asked about a send in doubt: ask again later, a few times,
+    then leave it to a manager; never send blind."""
+    attempts = row.attempts + 1
+    if attempts <= MAX_RETRIES:
+        due = retry_at(utcnow(), attempts, send_window(row.registration.lab), _backoff())
+        values = {"status": "scheduled", "due_at": due, "queued_at": None}
+        reason = f"Vérification auprès de l'opérateur impossible : {error}"
+    else:
+        values, reason = {"status": "unknown"}, f"Envoi peut-être effectué : {error}"
+    _move(row, "queued", attempts=attempts, reason=reason, **values)
+
+
+def _backoff() -> timedelta:
+    return timedelta(seconds=int(current_app.config["RETRY_BACKOFF_SECONDS"]))
 
 
 def record_failure(row: FollowUp, error: SendError) -> None:
@@ -368,12 +431,16 @@ def record_failure(row: FollowUp, error: SendError) -> None:
     registration, now = row.registration, utcnow()
     message = db.session.get(Message, row.message_id) if row.message_id else None
     row.attempts += 1
-    if error.maybe_sent:
+    window = send_window(registration.lab)
+    if error.maybe_sent and row.attempts <= MAX_RETRIES and can_look_up():
+        # The next try asks the provider first (_settled_with_provider): never a blind resend.
+        row.status, row.reason = "scheduled", f"À vérifier auprès de l'opérateur : {error}"
+        row.due_at, row.queued_at = retry_at(now, row.attempts, window, _backoff()), None
+    elif error.maybe_sent:
         row.status, row.reason = "unknown", f"Envoi peut-être effectué : {error}"
     elif error.kind in errors.RETRYABLE_KINDS and row.attempts <= MAX_RETRIES:
         row.status, row.reason = "scheduled", f"Nouvel essai prévu : {error}"
-        window = send_window(registration.lab)
-        row.due_at, row.queued_at = retry_at(now, row.attempts, window), None
+        row.due_at, row.queued_at = retry_at(now, row.attempts, window, _backoff()), None
     else:
         row.status, row.reason = "failed", str(error)
         _failure_effects(registration, error)

@@ -310,12 +310,61 @@ def test_unknown_error_code_is_permanent(world, open_window, sms_via_twilio):
     assert db.session.scalar(sa.select(sa.func.count(CallTask.id))) == 0
 
 
-def test_a_timeout_may_have_sent_it_so_it_goes_to_review(world, open_window, sms_via_twilio):
+def _timed_out(world, fake) -> FollowUp:
+    """An SMS whose answer never came (Twilio answered after the client's 2 s timeout)."""
     reg = reachable(world)
-    sms_via_twilio.slow(reg.prospect.phone, 3.0)
+    fake.slow(reg.prospect.phone, 3.0)
     row = due_now(step_row(reg, "invitation", "sms"))
-    assert sending.send(row.id) == "unknown"
+    assert sending.send(row.id) == "scheduled"
+    assert "vérifier auprès de l'opérateur" in row.reason and row.attempts == 1
+    assert db.session.get(Message, row.message_id).status == "unknown"
+    assert row.due_at > utcnow() + timedelta(minutes=4)
+    fake.program(reg.prospect.phone)  # the provider answers at once again
+    return row
+
+
+def _posts(fake) -> int:
+    return sum(r.method == "POST" for r in fake.requests)
+
+
+def test_a_timed_out_sms_that_twilio_took_is_found_not_sent_again(
+    world, open_window, sms_via_twilio
+):
+    row = _timed_out(world, sms_via_twilio)
+    deadline = time.monotonic() + 5
+    while not sms_via_twilio.sent and time.monotonic() < deadline:
+        time.sleep(0.05)  # the slow answer still goes out, a second after the client gave up
+    (taken,) = sms_via_twilio.sent
+    assert sending.send(due_now(row).id) == "sent"
+    assert row.reason == sending.FOUND_REASON
+    message = db.session.get(Message, row.message_id)
+    assert (message.status, message.provider_id) == ("sent", taken["sid"])
+    assert _posts(sms_via_twilio) == 1 and len(sms_via_twilio.sent) == 1
+    assert sending.send(row.id) == "sent"  # the job run twice: still one SMS
+    assert _posts(sms_via_twilio) == 1
+
+
+def test_a_timed_out_sms_that_twilio_never_took_is_sent_once_more(
+    world, open_window, sms_via_twilio
+):
+    row = _timed_out(world, sms_via_twilio)
+    first = row.message_id
+    sms_via_twilio.reset()  # the provider has no trace of it
+    assert sending.send(due_now(row).id) == "sent"
+    assert db.session.get(Message, first).status == "failed"
+    assert db.session.get(Message, first).error == sending.NOT_FOUND_ERROR
+    assert row.message_id != first and len(sms_via_twilio.sent) == 1
+
+
+def test_a_send_in_doubt_is_never_resent_blind(world, open_window, sms_via_twilio):
+    row = _timed_out(world, sms_via_twilio)
+    sms_via_twilio.stop()  # Twilio cannot be asked whether it took the SMS
+    for attempts in (2, 3):
+        assert sending.send(due_now(row).id) == "scheduled"
+        assert row.attempts == attempts and "impossible" in row.reason
+    assert sending.send(due_now(row).id) == "unknown"  # then a manager decides
     assert "peut-être" in row.reason
+    assert _posts(sms_via_twilio) == 1
     row.status = "queued"  # even if something queued it again by mistake...
     db.session.commit()
     row.status = "unknown"
