@@ -119,7 +119,7 @@ def requeue_stuck(now: datetime) -> int:
         )
     )
     requeued = 0
-    alive = _jobs_alive(ids)
+    alive = _jobs_alive(ids, cutoff)
     for followup_id in ids:
         if alive[followup_id]:
             continue
@@ -159,12 +159,17 @@ def abandon_sending(now: datetime) -> int:
     return moved
 
 
-def _jobs_alive(followup_ids: list[int]) -> dict[int, bool]:
-    """`_job_alive` for many rows in one Redis round trip (a pass may look at 500 rows)."""
+def _jobs_alive(followup_ids: list[int], started_before: datetime) -> dict[int, bool]:
+    """`_job_alive` for many rows queued long ago, in one Redis round trip. A job that started
+    before `started_before` on a row still `queued` lost its worker (killed): a live send job
+    moves its row within a second. Running it again is safe: only one run moves the row."""
     jobs = Job.fetch_many([job_id(i) for i in followup_ids], connection=get_redis())
     alive = {}
     for followup_id, job in zip(followup_ids, jobs, strict=True):
-        live = job is not None and job.get_status(refresh=False) in LIVE_JOB_STATUSES
+        status = job.get_status(refresh=False) if job is not None else None
+        live = status in LIVE_JOB_STATUSES
+        if status == "started" and job is not None:
+            live = job.started_at is None or job.started_at >= started_before
         if job is not None and not live:
             job.delete()  # a dead job's key would block enqueueing the row again
         alive[followup_id] = live

@@ -114,6 +114,25 @@ def test_a_stuck_row_whose_job_is_waiting_is_left_alone(world):
     assert get_queue(MESSAGES).count == 4
 
 
+def test_a_row_whose_job_started_long_ago_lost_its_worker(world):
+    """A worker killed during a job leaves it `started` in Redis; the row is still `queued`
+    (the job died before moving it): after the stuck delay it is enqueued again."""
+    from rq.job import Job
+
+    (first, *_) = make_due(world, 1)
+    dispatcher.run()
+    long_ago = utcnow() - dispatcher.STUCK_AFTER - timedelta(minutes=1)
+    job = Job.fetch(dispatcher.job_id(first), connection=get_queue(MESSAGES).connection)
+    get_queue(MESSAGES).remove(job)  # taken by a worker...
+    job.set_status("started")
+    job.started_at = long_ago  # ...which then died
+    job.save()
+    db.session.execute(sa.update(FollowUp).values(queued_at=long_ago))
+    db.session.commit()
+    assert dispatcher.run()["requeued"] == 1  # the person's 3 other rows wait in the queue
+    assert get_queue(MESSAGES).count == 4
+
+
 # --- real workers ----------------------------------------------------------------------------
 
 
