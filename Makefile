@@ -6,7 +6,7 @@ PY_STAMP := $(VENV)/.installed
 JS_STAMP := node_modules/.installed
 export FLASK_APP := wsgi:app
 
-.PHONY: install run test test-quick lint format clean
+.PHONY: install run test test-quick test-faults load prod-local prod-local-stop screenshots lint format clean
 
 install: $(PY_STAMP) $(JS_STAMP)
 
@@ -32,6 +32,25 @@ test: install lint
 
 test-quick: install
 	$(BIN)/pytest -m "not faults and not browser" -x -q
+
+# The fault suite and the load run start their own production layout (deploy/prod_local.py):
+# PostgreSQL and Redis of their own on free ports of 127.0.0.1, a few minutes each.
+test-faults: install
+	$(BIN)/pytest -m faults tests/faults -p no:cacheprovider -s
+
+load: install
+	$(BIN)/python bench/load.py
+
+# The production layout of docker-compose.yml on this machine, without Docker (Ctrl-C stops).
+prod-local: install
+	$(BIN)/python -m deploy.prod_local
+
+prod-local-stop:
+	$(BIN)/python -m deploy.prod_local --stop
+
+# The user guide's screenshots (docs/guide.md), taken by a browser test from the real pages.
+screenshots: install
+	CRM_SCREENSHOTS_DIR=docs/images $(BIN)/pytest tests/e2e/test_screenshots.py -p no:cacheprovider
 
 format: $(PY_STAMP)
 	$(BIN)/ruff format .
