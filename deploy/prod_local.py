@@ -291,6 +291,7 @@ class ProdLocal:
                 shutil.chown(folder, "postgres", "postgres")
             self.state.chmod(0o755)
         record = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+        # (the state folder's parents must let the postgres user through: /tmp does)
         subprocess.run(
             [str(PG_BIN / "initdb"), "-D", str(data), *INITDB_OPTIONS],
             check=True,

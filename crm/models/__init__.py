@@ -6,7 +6,7 @@ from crm.models.followup import FollowUp, Sequence, SequenceStep
 from crm.models.imports import ImportBatch, ImportRejection
 from crm.models.inbound import InboundMessage
 from crm.models.lab import Lab, Source
-from crm.models.message import Message
+from crm.models.message import EarlyReceipt, Message
 from crm.models.offer import PlaceOffer
 from crm.models.privacy import AuditEntry, Suppression
 from crm.models.prospect import Consent, Prospect
@@ -19,6 +19,7 @@ __all__ = [
     "Call",
     "CallTask",
     "Consent",
+    "EarlyReceipt",
     "Event",
     "FollowUp",
     "ImportBatch",

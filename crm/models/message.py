@@ -65,3 +65,17 @@ class Message(db.Model):
     @property
     def status_label(self) -> str:
         return MESSAGE_STATUS_LABELS.get(self.status, self.status)
+
+
+class EarlyReceipt(db.Model):
+    """A delivery receipt for a message id not recorded yet: Twilio answered the send, then
+    posted the receipt before the worker could record the answer (the database was briefly
+    unreachable, say). It waits here and is applied by the dispatcher's pass once the
+    message is known (crm.services.receipts.apply_early); dropped after EARLY_RECEIPT_DAYS."""
+
+    __tablename__ = "early_receipts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    params: Mapped[dict[str, str]] = mapped_column(sa.JSON, default=dict)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

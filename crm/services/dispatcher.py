@@ -21,7 +21,7 @@ from rq.job import Job
 from crm.extensions import db
 from crm.models import FollowUp, Lab, Registration
 from crm.redis_conn import get_redis
-from crm.services import offer_sending, sending, waitlist
+from crm.services import offer_sending, receipts, sending, waitlist
 from crm.timeutil import utcnow
 
 HEARTBEAT_KEY = "crm:dispatcher:last_run"
@@ -48,11 +48,13 @@ def run() -> dict[str, int | str]:
     requeued = requeue_stuck(now)
     review = abandon_sending(now)
     offers = waitlist.tick(now)
+    early = receipts.apply_early()
     return {
         "ran_at": now.isoformat(),
         "enqueued": enqueued,
         "requeued": requeued,
         "to_review": review,
+        "early_receipts": early,
         **offers,
         "offers_enqueued": offer_sending.enqueue_due(now),
     }

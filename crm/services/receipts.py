@@ -1,18 +1,26 @@
 """Twilio delivery receipts (status callbacks): they arrive late, twice or out of order, so a
 message's status only moves forward (sent < delivered; failed and delivered are final), and a
 failure's error code has the same effects as at send time (crm.services.sending).
+
+A receipt may even come before the send is recorded (the worker waits for a database that
+went away): it is kept in `early_receipts` and applied by the dispatcher's next pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from crm.extensions import db
 from crm.messaging.errors import error_for_code
-from crm.models import FollowUp, Message
+from crm.models import EarlyReceipt, FollowUp, Message
 from crm.services import sending
+from crm.timeutil import utcnow
+
+RECEIPT_FIELDS = ("MessageSid", "SmsSid", "MessageStatus", "SmsStatus", "ErrorCode")
+EARLY_RECEIPT_DAYS = 2  # a message not recorded after two days never will be
 
 # Twilio's MessageStatus → our Message.status.
 TWILIO_STATUSES = {
@@ -31,13 +39,17 @@ RANK = {"pending": 0, "sending": 1, "unknown": 1, "sent": 2, "delivered": 3, "fa
 
 
 def apply(params: Mapping[str, str]) -> str:
-    """Apply one receipt; returns what happened ("updated", "ignored" or "unknown message")."""
+    """Apply one receipt; returns what happened ("updated", "ignored" or "kept for later")."""
     sid = params.get("MessageSid") or params.get("SmsSid") or ""
     twilio_status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
     target = TWILIO_STATUSES.get(twilio_status)
     message = db.session.scalar(sa.select(Message).where(Message.provider_id == sid))
     if message is None:
-        return "unknown message"
+        if sid and target is not None:
+            kept = {k: params[k] for k in RECEIPT_FIELDS if params.get(k)}  # no phone number
+            db.session.add(EarlyReceipt(provider_id=sid, params=kept))
+            db.session.commit()
+        return "kept for later"
     if target is None or RANK[target] <= RANK[message.status]:
         return "ignored"  # a late or repeated receipt never moves the status backwards
     code = _code(params.get("ErrorCode"))
@@ -63,6 +75,26 @@ def apply(params: Mapping[str, str]) -> str:
             sending.record_failure(row, error)  # same effects as at send time; commits
     db.session.commit()
     return "updated"
+
+
+def apply_early() -> int:
+    """Apply the receipts that came before their message was recorded (dispatcher's pass);
+    returns how many were applied. Those older than EARLY_RECEIPT_DAYS are dropped."""
+    known = list(
+        db.session.scalars(
+            sa.select(EarlyReceipt)
+            .where(sa.exists().where(Message.provider_id == EarlyReceipt.provider_id))
+            .order_by(EarlyReceipt.id)
+            .limit(500)
+        )
+    )
+    for receipt in known:
+        db.session.delete(receipt)  # committed with the receipt's effect (kept if it rolls back)
+        apply(dict(receipt.params))
+    cutoff = utcnow() - timedelta(days=EARLY_RECEIPT_DAYS)
+    db.session.execute(sa.delete(EarlyReceipt).where(EarlyReceipt.received_at < cutoff))
+    db.session.commit()
+    return len(known)
 
 
 def _code(value: str | None) -> int | None:

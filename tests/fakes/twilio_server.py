@@ -142,6 +142,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(401, 20003)
             return
         params = dict(parse_qsl(query))
+        with self.state.lock:
+            rule = self.state.rules.get(params.get("To")) or self.state.rules.get(None) or Rule()
+        if rule.delay:  # a slow or failing provider is slow or failing for lookups too
+            self.state.stopping.wait(rule.delay)
+        if rule.http_status:
+            self._answer(rule.http_status, None)
+            return
         found = [m for m in reversed(self._sent()) if m["to"] == params.get("To", m["to"])]
         size = int(params.get("PageSize") or 50)
         self._answer(

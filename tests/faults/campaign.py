@@ -28,6 +28,7 @@ from crm import create_app
 from crm.extensions import db
 from crm.messaging.webhooks import INBOUND_PATH, STATUS_PATH
 from crm.models import (
+    EarlyReceipt,
     Event,
     FollowUp,
     InboundMessage,
@@ -281,7 +282,8 @@ class Twilio:
 
 
 def open_rows(app: Flask) -> int:
-    """Follow-ups due but not finished (scheduled and due, queued, sending)."""
+    """Follow-ups due but not finished (scheduled and due, queued, sending), and receipts
+    that came early and wait for the dispatcher's next pass."""
     with app.app_context():
         try:
             count = db.session.scalar(
@@ -292,7 +294,12 @@ def open_rows(app: Flask) -> int:
                     )
                 )
             )
-            return int(count or 0)
+            early = db.session.scalar(
+                sa.select(sa.func.count(EarlyReceipt.id)).where(
+                    sa.exists().where(Message.provider_id == EarlyReceipt.provider_id)
+                )
+            )
+            return int(count or 0) + int(early or 0)
         finally:
             db.session.remove()
 
