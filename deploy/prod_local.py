@@ -211,6 +211,8 @@ class ProdLocal:
                     f"127.0.0.1:{self.ports.web}",
                     "--workers",
                     str(self.web_workers),
+                    "--control-socket",  # one per layout (the default is one per user)
+                    str(self.state / "gunicorn.ctl"),
                     "wsgi:app",
                 ],
                 env,
@@ -255,13 +257,21 @@ class ProdLocal:
         log.close()
 
     def start(self) -> ProdLocal:
+        """Start everything and wait until /healthz is green; on failure, stop what started."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> ProdLocal:
         for folder in ("logs", "instance", "pg-socket"):
             (self.state / folder).mkdir(parents=True, exist_ok=True)
         self._define()
         self._init_postgres()
         for name in ("postgres", "redis", "twilio", "smtp"):
             self._spawn(self.services[name])
-        self._wait_port(self.ports.postgres, "postgres")
+        self._wait_postgres()
         self._wait_port(self.ports.redis, "redis")
         self._create_database()
         subprocess.run(
@@ -300,6 +310,16 @@ class ProdLocal:
             group=record.pw_gid if record else None,
             extra_groups=[] if record else None,
         )
+
+    def _wait_postgres(self, timeout: float = 60) -> None:
+        """Until PostgreSQL accepts connections (its port opens before it is ready)."""
+        deadline = time.monotonic() + timeout
+        port = str(self.ports.postgres)
+        ready = [str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", port]
+        while subprocess.run(ready, check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL is not ready: see {self.state}/logs/postgres.log")
+            time.sleep(0.3)
 
     def _create_database(self) -> None:
         psql = [str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.ports.postgres)]
@@ -350,6 +370,8 @@ class ProdLocal:
     def stop(self) -> None:
         """Stop everything: the app first, PostgreSQL (fast shutdown) and Redis last."""
         self._stopping.set()
+        if not self.services:
+            return
         if self._supervisor:
             self._supervisor.join(timeout=5)
         order = [n for n in self.services if n not in ("postgres", "redis")]
@@ -387,9 +409,10 @@ class ProdLocal:
             service.wanted = True
             if service.process is None or service.process.poll() is not None:
                 self._spawn(service)
-        port = {"postgres": self.ports.postgres, "redis": self.ports.redis}.get(name)
-        if port:
-            self._wait_port(port, name)
+        if name == "postgres":
+            self._wait_postgres()
+        elif name == "redis":
+            self._wait_port(self.ports.redis, name)
 
     def kill(self, name: str) -> int:
         """SIGKILL one process (the supervisor starts it again); returns its pid."""
