@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/webhook_bench.py --db postgresql     # base crm_hook on 127.0.0.1
     .venv/bin/python bench/webhook_bench.py --db sqlite         # a SQLite file under /tmp
-    .venv/bin/python bench/webhook_bench.py --profile 300       # where one request's time goes
+    .venv/bin/python bench/webhook_bench.py --profile 300       # SQL round trips, where time goes
     PYTHONPATH=/tmp/proto .venv/bin/python bench/webhook_bench.py --app proto:app  # a variant
 
-Two gunicorn servers with the same settings (2 sync workers) on 127.0.0.1: the real app
+Two gunicorn servers with the same settings (2 sync workers; `--threads N`: 2 gthread workers
+of N threads) on 127.0.0.1: the real app
 (`wsgi:app`, CRM_ENV=production, Redis db 8) and, as the reference, a bare Flask app
 (`bench.webhook_bench:bare_app`) answering the same path with a fixed TwiML. A second process
 (aiohttp) sends realistic signed Twilio inbound POSTs (twilio's RequestValidator, unique
@@ -349,13 +350,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(target: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+def worker_options(threads: int) -> list[str]:
+    if threads > 1:
+        return ["--workers=2", "--worker-class=gthread", f"--threads={threads}"]
+    return ["--workers=2", "--worker-class=sync"]
+
+
+def start_server(
+    target: str, port: int, env: dict[str, str], log: Path, threads: int
+) -> subprocess.Popen:
     command = [
         sys.executable,
         "-m",
         "gunicorn",
-        "--workers=2",
-        "--worker-class=sync",
+        *worker_options(threads),
         f"--bind=127.0.0.1:{port}",
         "--backlog=2048",
         "--timeout=30",
@@ -466,6 +474,25 @@ def profile(args: argparse.Namespace, url: str, workdir: Path, phones: list[str]
 
     for _ in range(20):  # warm up: templates, connections, mapper configuration
         one()
+    with app.app_context():
+        from crm.extensions import db
+
+        engine = db.engine
+    # Database round trips of one request: statements (SAVEPOINT and RELEASE included) and
+    # commits, counted on an unprofiled pass that also gives the time and CPU per request.
+    trips = Counter()
+    sa.event.listen(engine, "before_cursor_execute", lambda *_: trips.update(["statements"]))
+    sa.event.listen(engine, "commit", lambda *_: trips.update(["commits"]))
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(args.profile):
+        one()
+    wall = (time.perf_counter() - start) * 1000 / args.profile
+    cpu_ms = (time.process_time() - cpu) * 1000 / args.profile
+    print(
+        f"Sans profileur : {wall:.1f} ms et {cpu_ms:.1f} ms CPU par requête (client de test), "
+        f"{trips['statements'] / args.profile:.1f} instructions SQL et "
+        f"{trips['commits'] / args.profile:.2f} commits par requête"
+    )
     profiler = cProfile.Profile()
     start = time.perf_counter()
     profiler.enable()
@@ -477,10 +504,7 @@ def profile(args: argparse.Namespace, url: str, workdir: Path, phones: list[str]
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
     print(out.getvalue())
-    with app.app_context():
-        from crm.extensions import db
-
-        db.engine.dispose()
+    engine.dispose()
 
 
 # --- main ------------------------------------------------------------------------------------
@@ -497,6 +521,7 @@ def main() -> None:
     parser.add_argument("--dup-seconds", type=float, default=5, help="duplicate phase")
     parser.add_argument("--profile", type=int, default=0, help="only profile N requests")
     parser.add_argument("--app", default="wsgi:app", help="the webhook server's WSGI app")
+    parser.add_argument("--threads", type=int, default=1, help="> 1: gthread workers")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="crm_hook_"))
@@ -508,7 +533,8 @@ def main() -> None:
         engine = "PostgreSQL" if args.db == "postgresql" else "SQLite"
         print(
             f"Webhook benchmark on {engine}: {args.prospects:,} prospects registered in "
-            f"{time.perf_counter() - t0:.1f} s; gunicorn 2 sync workers per server"
+            f"{time.perf_counter() - t0:.1f} s; gunicorn {' '.join(worker_options(args.threads))}"
+            " per server"
         )
         if args.profile:
             profile(args, url, workdir, phones)
@@ -547,7 +573,7 @@ def run(
     targets = {"bare": "bench.webhook_bench:bare_app", "real": args.app}
     masters: dict[str, int] = {}
     for name, port in ports.items():
-        procs.append(start_server(targets[name], port, env, logs[name]))
+        procs.append(start_server(targets[name], port, env, logs[name], args.threads))
         masters[name] = procs[-1].pid
     for proc, port in zip(procs, ports.values(), strict=True):
         wait_ready(port, proc)

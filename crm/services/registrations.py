@@ -294,5 +294,6 @@ def _record(
             from_status=from_status,
             to_status=to_status,
             reason=reason,
+            data={},  # set, like the events written with it: one INSERT for all of them
         )
     )

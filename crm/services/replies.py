@@ -1,12 +1,14 @@
 """Inbound SMS: stored raw first, then understood and acted on.
 
-`store` inserts the message and commits before anything else, unique on MessageSid: a
-message Twilio posts again is processed once (the second post finds the row and stops).
-`process` matches the sender by normalised phone, reads the answer
+`receive` inserts the message (unique on MessageSid: a message Twilio posts again is
+processed once, the second post finds the row and stops), then acts on it inside a savepoint
+and commits once: a processing failure rolls back to the savepoint, so the raw row is still
+committed, `received`, listed for a manager. `store` and `process` are the same two steps
+with a commit each (tests and scripts use them one at a time).
+Acting matches the sender by normalised phone, reads the answer
 (crm.services.reply_parser), applies it through crm.services.answers and returns the short
 polite reply to send back (None: no reply). A reply that is not understood, ambiguous, or
-that cannot apply becomes a "to read" task for the callers and changes nothing by itself;
-a processing failure leaves the raw row `received`, listed for a manager.
+that cannot apply becomes a "to read" task for the callers and changes nothing by itself.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.exc import StaleDataError
 
 from crm.extensions import db
@@ -63,8 +66,35 @@ CONFIRM_ANSWERS = {
 }
 
 
+def receive(params: Mapping[str, str]) -> str | None:
+    """Store the raw message and act on it in one transaction (one commit); the reply text,
+    or None (no reply, or this MessageSid was already stored)."""
+    inbound = _insert(params)
+    if inbound is None:
+        return None
+    reply = _act(inbound)
+    db.session.commit()
+    return reply
+
+
 def store(params: Mapping[str, str]) -> InboundMessage | None:
-    """Insert the raw message and commit; None when this MessageSid is already stored.
+    """Insert the raw message and commit; None when this MessageSid is already stored."""
+    inbound = _insert(params)
+    if inbound is not None:
+        db.session.commit()
+    return inbound
+
+
+def process(inbound: InboundMessage) -> str | None:
+    """Understand and apply a stored message (commits); the reply text, or None."""
+    reply = _act(inbound)
+    db.session.commit()
+    return reply
+
+
+def _insert(params: Mapping[str, str]) -> InboundMessage | None:
+    """Insert the raw message (flushed, not committed); None when this MessageSid is already
+    stored (a concurrent post of the same one waits here until the first one commits).
     NUL characters are dropped: PostgreSQL text cannot hold them, and nothing may be lost."""
     params = {key.replace("\x00", ""): value.replace("\x00", "") for key, value in params.items()}
     sid = (params.get("MessageSid") or params.get("SmsSid") or "").strip()
@@ -81,34 +111,31 @@ def store(params: Mapping[str, str]) -> InboundMessage | None:
     )
     db.session.add(row)
     try:
-        db.session.commit()
+        db.session.flush()
     except IntegrityError:
         db.session.rollback()
         return None
     return row
 
 
-def process(inbound: InboundMessage) -> str | None:
-    """Understand and apply the message (commits); the reply text, or None."""
+def _act(inbound: InboundMessage) -> str | None:
+    """Apply the stored message inside a savepoint; the caller commits. On failure only the
+    savepoint is rolled back: the raw message stays `received`."""
     sid = inbound.message_sid
     for attempt in (1, 2):
         try:
-            # One write per row at commit (the inbound row is filled in as the answer is read).
-            with db.session.no_autoflush:
-                reply = _apply(inbound)
-            db.session.commit()
-            return reply
+            # One write per row at the savepoint's flush (the inbound row is filled in as the
+            # answer is read).
+            with db.session.begin_nested(), db.session.no_autoflush:
+                return _apply(inbound)
         except StaleDataError:
             # Two messages of one person processed at once changed the same registration:
             # the other one won; read the new state and apply this one after it.
-            db.session.rollback()
             if attempt == 2:
                 log.warning("inbound SMS %s: registration changed twice meanwhile", sid)
         except Exception:
-            db.session.rollback()
             log.exception("inbound SMS %s could not be processed", sid)
             break
-    # The raw message is kept (`received`): a manager sees it in the replies list.
     return None
 
 
@@ -118,21 +145,32 @@ class Target:
     why: str = ""  # set when the reply cannot be applied to `registration` by itself
 
 
-def target_registration(prospect: Prospect, now: datetime) -> Target:
-    """The registration a yes/no answers: the person's only one waiting for an answer, or the
-    one most recently messaged by SMS; ambiguous otherwise."""
-    waiting = list(
-        db.session.scalars(
-            sa.select(Registration)
-            .join(Lab, Lab.id == Registration.lab_id)
-            .where(
-                Registration.prospect_id == prospect.id,
-                Registration.status.in_(ANSWERABLE),
-                Lab.ends_at > now,
-            )
-            .order_by(Lab.starts_at)
-        )
+def find_sender(phone: str | None, now: datetime) -> tuple[Prospect | None, list[Registration]]:
+    """The prospect with this phone and their registrations a reply can answer (labs not over
+    yet, the earliest first), in one query: their labs come with them, so reading
+    `registration.lab` later costs no query."""
+    if not phone:
+        return None, []
+    answerable = sa.and_(
+        Registration.prospect_id == Prospect.id,
+        Registration.status.in_(ANSWERABLE),
+        Lab.ends_at > now,
     )
+    rows = db.session.execute(
+        sa.select(Prospect, Registration)
+        .outerjoin(sa.join(Registration, Lab, Lab.id == Registration.lab_id), answerable)
+        .options(contains_eager(Registration.lab))
+        .where(Prospect.phone == phone)
+        .order_by(Lab.starts_at)
+    ).all()
+    if not rows:
+        return None, []
+    return rows[0][0], [registration for _, registration in rows if registration is not None]
+
+
+def target_registration(waiting: list[Registration], now: datetime) -> Target:
+    """The registration a yes/no answers among the person's `waiting` ones (find_sender): the
+    only one, or the one most recently messaged by SMS; ambiguous otherwise."""
     if not waiting:
         return Target(None, "Aucune inscription en attente de réponse.")
     if len(waiting) == 1:
@@ -157,9 +195,8 @@ def target_registration(prospect: Prospect, now: datetime) -> Target:
 
 
 def _apply(inbound: InboundMessage) -> str | None:
-    prospect = None
-    if inbound.from_e164:
-        prospect = db.session.scalar(sa.select(Prospect).where(Prospect.phone == inbound.from_e164))
+    now = utcnow()
+    prospect, waiting = find_sender(inbound.from_e164, now)
     answer = understand(inbound.body)
     inbound.understood = answer.value
     if prospect is None:
@@ -167,7 +204,7 @@ def _apply(inbound: InboundMessage) -> str | None:
         return None
     inbound.prospect_id = prospect.id
     if answer is not Reply.OPT_OUT:  # a STOP objects: it does not extend the retention
-        prospect.last_person_contact_at = utcnow()
+        prospect.last_person_contact_at = now
     if answer is Reply.OPT_OUT:
         changed = answers.opt_out(prospect, "sms", ("sms",), basis=inbound.body[:200])
         return _applied(inbound, "SMS refusés (STOP).", TEXTS["opted_out"] if changed else None)
@@ -176,7 +213,7 @@ def _apply(inbound: InboundMessage) -> str | None:
         return _applied(inbound, "SMS acceptés de nouveau (START).", TEXTS["opted_in"])
     if answer is Reply.HELP:
         return _applied(inbound, "Aide envoyée.", TEXTS["help"])
-    target = target_registration(prospect, utcnow())
+    target = target_registration(waiting, now)
     registration = target.registration
     if registration is not None:
         inbound.registration_id = registration.id

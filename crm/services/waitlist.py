@@ -36,9 +36,14 @@ def places(lab: Lab) -> int:
 
 def lock_lab(lab_id: int) -> None:
     """Serialise work on one lab's registrations on PostgreSQL (place counting, bulk
-    registration) until the transaction ends; SQLite serialises every write anyway."""
+    registration) until the transaction ends; SQLite serialises every write anyway.
+    FOR NO KEY UPDATE, not FOR UPDATE: it still excludes another lock_lab, but not the
+    key-share lock every insert referencing the lab takes (events, tasks...), which would
+    otherwise wait for this transaction and could deadlock with it."""
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(sa.select(Lab.id).where(Lab.id == lab_id).with_for_update())
+        db.session.execute(
+            sa.select(Lab.id).where(Lab.id == lab_id).with_for_update(key_share=True)
+        )
 
 
 def taken_expression(lab_id: int | sa.ColumnElement[int]) -> sa.ColumnElement[int]:
@@ -73,6 +78,8 @@ def free_places(lab: Lab, taken_places: int | None = None) -> int:
 
 def holding_offer(registration: Registration, now: datetime) -> PlaceOffer | None:
     """The offer that keeps a place for this person right now, if any."""
+    if not registration.offers_made:  # never offered a place (fill counts every offer)
+        return None
     offer = db.session.scalar(
         sa.select(PlaceOffer).where(
             PlaceOffer.registration_id == registration.id,
@@ -85,6 +92,8 @@ def holding_offer(registration: Registration, now: datetime) -> PlaceOffer | Non
 
 
 def last_offer(registration: Registration) -> PlaceOffer | None:
+    if not registration.offers_made:
+        return None
     return db.session.scalar(
         sa.select(PlaceOffer)
         .where(PlaceOffer.registration_id == registration.id)
@@ -112,9 +121,21 @@ def seat_for(registration: Registration, now: datetime) -> Seat:
     if offer is not None:
         return Seat(True, offer)
     lock_lab(registration.lab_id)
-    free = free_places(registration.lab)
+    lab = registration.lab
+    # Places taken and people in line (counted up to the lab's size, no more can matter) in
+    # one query: someone not in line gets a place only beyond those the line can be offered.
+    waiting = _in_line(lab.id).with_only_columns(Registration.id).limit(places(lab)).subquery()
+    taken_places, in_line_count = db.session.execute(
+        sa.select(
+            taken_expression(lab.id),
+            sa.select(sa.func.count()).select_from(waiting).scalar_subquery(),
+        )
+    ).one()
+    free = free_places(lab, taken_places)
     if free <= 0:
         return Seat(False)
+    if registration.status != "waitlisted":
+        return Seat(free > in_line_count)
     in_line = candidates(registration.lab_id, free)
     if any(person.id == registration.id for person in in_line):
         return Seat(True)
@@ -235,13 +256,12 @@ def _reachable() -> sa.ColumnElement[bool]:
     return sa.or_(sms, email)
 
 
-def candidates(lab_id: int, limit: int) -> list[Registration]:
-    """The next people to offer a place to: fewest offers first, then rank; never someone
-    who holds an offer, reached MAX_OFFERS, or cannot be told."""
+def _in_line(lab_id: int) -> sa.Select[tuple[Registration]]:
+    """The people a place can be offered to, in no order (see `candidates`)."""
     holding = sa.select(PlaceOffer.registration_id).where(
         PlaceOffer.lab_id == lab_id, PlaceOffer.status.in_(HOLDING_STATUSES)
     )
-    query = (
+    return (
         sa.select(Registration)
         .join(Prospect, Prospect.id == Registration.prospect_id)
         .where(
@@ -251,6 +271,14 @@ def candidates(lab_id: int, limit: int) -> list[Registration]:
             Registration.id.not_in(holding),
             _reachable(),
         )
+    )
+
+
+def candidates(lab_id: int, limit: int) -> list[Registration]:
+    """The next people to offer a place to: fewest offers first, then rank; never someone
+    who holds an offer, reached MAX_OFFERS, or cannot be told."""
+    query = (
+        _in_line(lab_id)
         .order_by(Registration.offers_made, Registration.waitlisted_at, Registration.id)
         .limit(limit)
     )

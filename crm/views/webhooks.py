@@ -30,12 +30,11 @@ def inbound_sms() -> Response:
     if not webhooks.is_signed(request):
         abort(403)
     try:
-        stored = replies.store(request.form)
+        # None for a MessageSid already stored (Twilio posted it again): processed once.
+        reply = replies.receive(request.form)
     except ValueError:
         abort(400)
-    if stored is None:  # Twilio posted the same MessageSid again: processed once
-        return _twiml()
-    return _twiml(replies.process(stored))
+    return _twiml(reply)
 
 
 @bp.post(webhooks.STATUS_PATH)

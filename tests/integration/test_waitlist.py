@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm.extensions import db
-from crm.models import Event, Message, PlaceOffer, Registration
+from crm.models import Event, Lab, Message, PlaceOffer, Registration
 from crm.services import answers, calls, dispatcher, offer_sending, registrations, waitlist
 from crm.services.personal_links import registration_for
 from crm.services.sequences import personal_link
@@ -245,3 +245,20 @@ def test_an_offer_accepted_after_it_expired_shows_a_clear_page(app, small_lab, o
     assert db.session.get(Registration, late.id).status == "waitlisted"
     assert registration_for(path).registration.status == "waitlisted"
     assert waitlist.taken(small_lab["lab"].id) == 2
+
+
+def test_the_lab_lock_does_not_hold_up_inserts_that_only_reference_the_lab(small_lab):
+    """PostgreSQL: lock_lab excludes another lock_lab, not an insert referencing the lab (an
+    event, a task), whose foreign key check takes a key-share lock on the lab row: with FOR
+    UPDATE every webhook of the lab waited for a confirmation's commit, or deadlocked."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises every write anyway")
+    lab_id = small_lab["lab"].id
+    waitlist.lock_lab(lab_id)
+    with db.engine.connect() as other:
+        other.execute(sa.text("SET lock_timeout = '2s'"))
+        other.execute(sa.insert(Event).values(kind="reply.received", lab_id=lab_id))
+        with pytest.raises(sa.exc.OperationalError):  # a second lock_lab still waits
+            other.execute(sa.select(Lab.id).where(Lab.id == lab_id).with_for_update(key_share=True))
+        other.rollback()
+    db.session.rollback()
