@@ -22,6 +22,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.orm import aliased
 from twilio.request_validator import RequestValidator
 
 from crm import create_app
@@ -398,6 +399,38 @@ def counts(app: Flask, layout: ProdLocal, twilio: Twilio, seeded: Seeded) -> dic
                 Registration.status.in_(("confirmed", "declined", "cancelled", "waitlisted")),
             )
         )
+        # The append-only journal and the current state agree: each registration's status is
+        # the one its last status event moved it to.
+        journal = aliased(Event)
+        last_event = (
+            sa.select(sa.func.max(journal.id))
+            .where(
+                journal.registration_id == Registration.id,
+                journal.kind.in_(("registration.created", "registration.status")),
+            )
+            .correlate(Registration)
+            .scalar_subquery()
+        )
+        journal_disagrees = db.session.scalar(
+            sa.select(sa.func.count(Registration.id))
+            .join(Event, Event.id == last_event)
+            .where(Event.to_status != Registration.status)
+        )
+        reminders = sa.select(SequenceStep.id).join(Sequence).where(Sequence.kind == "reminders")
+        confirmed_without_reminders = db.session.scalar(
+            sa.select(sa.func.count(Registration.id)).where(
+                Registration.status == "confirmed",
+                ~sa.exists().where(
+                    FollowUp.registration_id == Registration.id,
+                    FollowUp.step_id.in_(reminders),
+                ),
+            )
+        )
+        declined_with_open_rows = db.session.scalar(
+            sa.select(sa.func.count(sa.distinct(Registration.id)))
+            .join(FollowUp, FollowUp.registration_id == Registration.id)
+            .where(Registration.status == "declined", FollowUp.status.in_(OPEN_STATUSES))
+        )
         waitlisted_without_rank = db.session.scalar(
             sa.select(sa.func.count(Registration.id)).where(
                 Registration.status == "waitlisted", Registration.waitlisted_at.is_(None)
@@ -455,4 +488,7 @@ def counts(app: Flask, layout: ProdLocal, twilio: Twilio, seeded: Seeded) -> dic
         "places_over_capacity": over_capacity,
         "open_invitation_rows_of_settled_registrations": int(inconsistent or 0),
         "waitlisted_without_rank": int(waitlisted_without_rank or 0),
+        "status_differs_from_journal": int(journal_disagrees or 0),
+        "confirmed_without_reminders": int(confirmed_without_reminders or 0),
+        "declined_with_open_rows": int(declined_with_open_rows or 0),
     }

@@ -131,5 +131,8 @@ def test_a_campaign_survives_kills_restarts_and_a_failing_provider(layout: ProdL
     assert result["places_over_capacity"] == 0
     assert result["open_invitation_rows_of_settled_registrations"] == 0
     assert result["waitlisted_without_rank"] == 0
+    assert result["status_differs_from_journal"] == 0
+    assert result["confirmed_without_reminders"] == 0
+    assert result["declined_with_open_rows"] == 0
     sent = sum(result["followups"].get(s, 0) for s in ("sent", "delivered"))
     assert sent > PEOPLE  # the campaign really ran: most rows went out
