@@ -425,6 +425,13 @@ def _backoff() -> timedelta:
     return timedelta(seconds=int(current_app.config["RETRY_BACKOFF_SECONDS"]))
 
 
+def _lookup_delay() -> timedelta:
+    """Ask the provider about a send in doubt only once any answer to it would have come:
+    a request still on its way when asked would be reported absent, then sent twice."""
+    timeout = float(current_app.config.get("TWILIO_TIMEOUT_SECONDS") or 10.0)
+    return max(_backoff(), timedelta(seconds=4 * timeout))
+
+
 def record_failure(row: FollowUp, error: SendError) -> None:
     """The effect of each kind of provider failure (at send time the row is in `sending`;
     from a delivery receipt it is `sent`); commits."""
@@ -435,7 +442,7 @@ def record_failure(row: FollowUp, error: SendError) -> None:
     if error.maybe_sent and row.attempts <= MAX_RETRIES and can_look_up():
         # The next try asks the provider first (_settled_with_provider): never a blind resend.
         row.status, row.reason = "scheduled", f"À vérifier auprès de l'opérateur : {error}"
-        row.due_at, row.queued_at = retry_at(now, row.attempts, window, _backoff()), None
+        row.due_at, row.queued_at = retry_at(now, row.attempts, window, _lookup_delay()), None
     elif error.maybe_sent:
         row.status, row.reason = "unknown", f"Envoi peut-être effectué : {error}"
     elif error.kind in errors.RETRYABLE_KINDS and row.attempts <= MAX_RETRIES:

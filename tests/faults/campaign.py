@@ -358,6 +358,11 @@ def counts(app: Flask, layout: ProdLocal, twilio: Twilio, seeded: Seeded) -> dic
                 .where(Message.channel == "email", FollowUp.status.in_(("sent", "delivered")))
             )
         )
+        in_doubt = db.session.scalar(
+            sa.select(sa.func.count(Message.id)).where(
+                Message.channel == "sms", Message.status.in_(("sending", "unknown"))
+            )
+        )
         known_sids = set(
             db.session.scalars(sa.select(Message.provider_id).where(Message.channel == "sms"))
         )
@@ -461,6 +466,9 @@ def counts(app: Flask, layout: ProdLocal, twilio: Twilio, seeded: Seeded) -> dic
             1 for content in sent_content if by_content.get(content, 0) == 0
         ),
         "sms_at_provider_unrecorded": sum(1 for m in accepted if m["sid"] not in known_sids),
+        # SMS whose send was cut short (follow-ups, and waiting-list offers, which count as
+        # sent): the only ones the provider may hold without our record of them.
+        "sms_in_doubt": int(in_doubt or 0),
         "emails_received": len(mails),
         "email_duplicates": sum(n - 1 for n in mail_ids.values() if n > 1),
         "email_sent_rows": len(email_ids),
