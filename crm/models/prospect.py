@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from crm.extensions import db
@@ -104,6 +105,29 @@ class Prospect(TimestampMixin, db.Model):
 
     def allows(self, channel: str) -> bool:
         return bool(getattr(self, f"allow_{channel}"))
+
+    # Who an automated SMS or e-mail can reach, one rule in Python and in SQL (the waiting
+    # list picks people in SQL, the offer job chooses the channel in Python). The send job
+    # (crm.services.sending.check) spells the same rule out refusal by refusal, with reasons.
+    @hybrid_property
+    def can_get_sms(self) -> bool:
+        return bool(self.allow_sms and self.phone and self.sms_blocked_at is None)
+
+    @can_get_sms.inplace.expression
+    @classmethod
+    def _can_get_sms_expression(cls) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            cls.allow_sms.is_(True), cls.phone.is_not(None), cls.sms_blocked_at.is_(None)
+        )
+
+    @hybrid_property
+    def can_get_email(self) -> bool:
+        return bool(self.allow_email and self.email)
+
+    @can_get_email.inplace.expression
+    @classmethod
+    def _can_get_email_expression(cls) -> sa.ColumnElement[bool]:
+        return sa.and_(cls.allow_email.is_(True), cls.email.is_not(None))
 
 
 # The trigram operators come from the pg_trgm extension (trusted: the database owner may create

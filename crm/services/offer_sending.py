@@ -70,11 +70,9 @@ def enqueue_due(now: datetime) -> int:
 
 
 def _channel(prospect: Prospect) -> str | None:
-    if prospect.allow_sms and prospect.phone and prospect.sms_blocked_at is None:
+    if prospect.can_get_sms:
         return "sms"
-    if prospect.allow_email and prospect.email:
-        return "email"
-    return None
+    return "email" if prospect.can_get_email else None
 
 
 def _prepare(offer: PlaceOffer, channel: str, expires_at: datetime) -> Message:

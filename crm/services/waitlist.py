@@ -247,15 +247,6 @@ def _labs_with_waiting_list(now: datetime) -> list[int]:
     return list(db.session.scalars(query))
 
 
-def _reachable() -> sa.ColumnElement[bool]:
-    """People an offer can reach: SMS or e-mail allowed, with somewhere to send it."""
-    sms = sa.and_(
-        Prospect.allow_sms.is_(True), Prospect.phone.is_not(None), Prospect.sms_blocked_at.is_(None)
-    )
-    email = sa.and_(Prospect.allow_email.is_(True), Prospect.email.is_not(None))
-    return sa.or_(sms, email)
-
-
 def _in_line(lab_id: int) -> sa.Select[tuple[Registration]]:
     """The people a place can be offered to, in no order (see `candidates`)."""
     holding = sa.select(PlaceOffer.registration_id).where(
@@ -269,7 +260,7 @@ def _in_line(lab_id: int) -> sa.Select[tuple[Registration]]:
             Registration.status == "waitlisted",
             Registration.offers_made < MAX_OFFERS,
             Registration.id.not_in(holding),
-            _reachable(),
+            sa.or_(Prospect.can_get_sms, Prospect.can_get_email),  # an offer must reach them
         )
     )
 
