@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from bench.reply_mix import BODIES, UNKNOWN_SENDER_SHARE
 from crm.models.registration import REGISTRATION_STATUS_LABELS
 from crm.services import calls as call_rules
 from crm.services import registrations
@@ -52,21 +53,6 @@ EXPECTED = {
 # The routes of the measured phase, in the report's order.
 MEASURED = [WORKSPACE, NEXT_CALL, CALL_PAGE, LOG_CALL, INBOUND, FUNNEL, FORECAST]
 INBOUND_PATH = "/webhooks/twilio/sms"
-# What people answer an invitation with, roughly (the same mix as bench/webhook_bench.py).
-BODIES = [
-    ("oui", 20),
-    ("Oui je serai là !", 8),
-    ("Non merci", 10),
-    ("non", 4),
-    ("STOP", 6),
-    ("c'est où ?", 12),
-    ("ok 👍", 12),
-    ("Je ne sais pas encore, je vous redis", 6),
-    ("C'est à quelle heure ?", 8),
-    ("START", 3),
-    ("aide", 3),
-]
-UNKNOWN_SENDER_SHARE = 0.02  # a number no prospect has
 # What callers log, roughly: (outcome, weight). No callback: its time must fall in the calling
 # hours, which depend on when the run happens.
 OUTCOMES = [

@@ -64,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 
 from flask import Flask, Response  # noqa: E402
 
+from bench.reply_mix import BODIES, UNKNOWN_SENDER_SHARE  # noqa: E402
 from crm.messaging.webhooks import INBOUND_PATH  # noqa: E402
 
 TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Message>Merci</Message></Response>'
@@ -71,21 +72,6 @@ PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/crm_hook"
 REDIS_URL = "redis://127.0.0.1:6379/8"
 TO_NUMBER = "+33757000000"
 ACCOUNT_SID = "AC" + "b" * 32
-# (text, weight): what people answer an invitation with, roughly.
-BODIES = [
-    ("oui", 20),
-    ("Oui je serai là !", 8),
-    ("Non merci", 10),
-    ("non", 4),
-    ("STOP", 6),
-    ("c'est où ?", 12),
-    ("ok 👍", 12),
-    ("Je ne sais pas encore, je vous redis", 6),
-    ("C'est à quelle heure ?", 8),
-    ("START", 3),
-    ("aide", 3),
-]
-UNKNOWN_SENDER_SHARE = 0.02  # a number no prospect has
 
 bare_app = Flask("bare_twiml")
 

@@ -202,20 +202,15 @@ class _LoggingHandler(_Handler):
 def main() -> None:
     """Run the fake as its own process until SIGTERM (make prod-local)."""
     import argparse
-    import signal
-    import threading
+
+    from tests.fakes.process import serve_until_stopped
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log", type=Path, required=True)
     args = parser.parse_args()
     server = FakeSmtpServer(port=args.port, handler=_LoggingHandler(args.log))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with server:
-        print(f"fake SMTP on {server.url}", flush=True)
-        stop.wait()
+    serve_until_stopped(server, f"fake SMTP on {server.url}")
 
 
 if __name__ == "__main__":

@@ -351,7 +351,8 @@ class FakeTwilioServer:
 def main() -> None:
     """Run the fake as its own process until SIGTERM (make prod-local)."""
     import argparse
-    import signal
+
+    from tests.fakes.process import serve_until_stopped
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
@@ -359,12 +360,7 @@ def main() -> None:
     parser.add_argument("--auth-token", default=AUTH_TOKEN)
     args = parser.parse_args()
     server = FakeTwilioServer(args.account_sid, args.auth_token, args.port)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with server:
-        print(f"fake Twilio on {server.url}", flush=True)
-        stop.wait()
+    serve_until_stopped(server, f"fake Twilio on {server.url}")
 
 
 if __name__ == "__main__":
