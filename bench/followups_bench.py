@@ -13,6 +13,11 @@ Then it checks that every row ended sent, or skipped / failed with a reason, tha
 provider got exactly one request per sent row, none twice for a number, and one Message per
 sent row. `--profile` instead times the send job's parts in this process (no RQ).
 
+`--floor` adds a second reference between the two: the same rows sent by the same dispatcher
+and workers with a job that does only the steps the issue names for a send
+(bench/send_floor.py: no rule, no Message, no event). Its ratio to the bare jobs is the best
+any correct send job could reach here; the rows are then set back to `scheduled`.
+
 The send window is open all week and all day, and CRM_SMS_RATE_PER_SECOND is 1,000,000: the
 production pacing (1 SMS/s per sender, shared through Redis) would make this measure the pacer.
 Each person gets one message, so the pressure cap never applies. SQLite uses a file under
@@ -39,6 +44,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import sqlalchemy as sa
 
@@ -50,6 +56,7 @@ from redis import Redis  # noqa: E402
 from rq import Queue  # noqa: E402
 from rq.registry import FailedJobRegistry  # noqa: E402
 
+from bench import send_floor  # noqa: E402
 from crm import create_app  # noqa: E402
 from crm.config import normalise_database_url  # noqa: E402
 from crm.extensions import db  # noqa: E402
@@ -235,7 +242,14 @@ def open_rows() -> int:
     return count
 
 
-def send_all(app: Flask, args: argparse.Namespace, redis: Redis, env: dict[str, str], logs: Path):
+def send_all(
+    app: Flask,
+    args: argparse.Namespace,
+    redis: Redis,
+    env: dict[str, str],
+    logs: Path,
+    label: str = "follow-ups:",
+):
     """Dispatcher passes back to back while the workers send; returns the wall time and the
     passes' durations. Burst workers that found the queue empty too early are started again."""
     passes: list[tuple[float, int]] = []
@@ -274,8 +288,42 @@ def send_all(app: Flask, args: argparse.Namespace, redis: Redis, env: dict[str, 
                 break
         elapsed = time.perf_counter() - began
     stop(processes)
-    print(meter.report("follow-ups:", args.rows), flush=True)
+    print(meter.report(label, args.rows), flush=True)
     return elapsed, passes, restarts
+
+
+def floor_rate(
+    app: Flask,
+    args: argparse.Namespace,
+    redis: Redis,
+    env: dict[str, str],
+    logs: Path,
+    fake: FakeTwilioServer,
+) -> float:
+    """The second reference: the rows sent by the floor job (bench/send_floor.py), checked
+    (each row sent once, one request per row), then set back to `scheduled` for the real run."""
+    with patch.object(dispatcher, "SEND_JOB", send_floor.JOB):
+        elapsed, _, _ = send_all(app, args, redis, env, logs, label="floor jobs:")
+    with app.app_context():
+        sent = db.session.scalar(
+            sa.select(sa.func.count()).select_from(FollowUp).where(FollowUp.status == "sent")
+        )
+        numbers = Counter(m["to"] for m in fake.sent)
+        if sent != args.rows or len(numbers) != args.rows or max(numbers.values()) != 1:
+            raise SystemExit(f"floor jobs: {sent} rows sent, {len(fake.sent)} SMS accepted")
+        db.session.execute(
+            sa.update(FollowUp).values(
+                status="scheduled", queued_at=None, sent_at=None, reason="", attempts=0
+            )
+        )
+        db.session.commit()
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(sa.text("VACUUM ANALYZE followups"))
+        db.session.remove()
+    fake.reset()
+    redis.flushdb()
+    return elapsed
 
 
 def verify(fake: FakeTwilioServer, redis: Redis) -> dict[str, Any]:
@@ -394,6 +442,7 @@ def main() -> None:
     parser.add_argument("--pg-database", default="crm_bench", help="dropped and created")
     parser.add_argument("--skip-bare", action="store_true", help="only the follow-ups")
     parser.add_argument("--profile", action="store_true", help="time the send job's parts")
+    parser.add_argument("--floor", action="store_true", help="also the floor job's rate")
     args = parser.parse_args()
     redis = Redis.from_url(args.redis_url)
     redis.flushdb()
@@ -422,6 +471,10 @@ def main() -> None:
             bare = bare_rate(args.rows, args, redis, env, folder)
             print(f"  bare RQ jobs: {args.rows / bare:.0f} jobs/s ({bare:.1f} s)", flush=True)
         redis.flushdb()
+        floor = None
+        if args.floor:
+            floor = floor_rate(app, args, redis, env, folder, fake)
+            print(f"  floor jobs: {args.rows / floor:.0f}/s ({floor:.1f} s)", flush=True)
         elapsed, passes, restarts = send_all(app, args, redis, env, folder)
         with app.app_context():
             result = verify(fake, redis)
@@ -434,6 +487,11 @@ def main() -> None:
         ratio = rate / (args.rows / bare)
         verdict = "meets" if ratio >= 0.5 else "BELOW"
         print(f"  ratio follow-ups / bare jobs: {ratio:.2f} ({verdict} the 0.5 goal)")
+        if floor is not None:
+            print(
+                f"  ratio floor jobs / bare jobs: {bare / floor:.2f} (the best a send could "
+                f"reach here); follow-ups / floor jobs: {floor / elapsed:.2f}"
+            )
     if full:
         print(
             f"  dispatcher: {len(passes)} passes, a 10,000-row pass "

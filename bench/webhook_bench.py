@@ -27,6 +27,11 @@ processed once (one "reply.received" event, none for an unknown number), and no 
 duplicates was answered twice. Goals: real throughput at least half the bare one, p99 under
 100 ms at 100 requests per second, no 5xx, every message stored once.
 
+`--floor` adds a third server with the same settings and one more max-throughput phase: the
+floor app (bench/webhook_floor.py), which only checks the signature, stores the raw message
+once and answers a fixed TwiML. Its ratio to the bare endpoint is the best any correct
+webhook could reach here.
+
 PostgreSQL: the schema of the base crm_hook (--pg-url) is dropped and recreated; SQLite: a
 fresh file in a temporary folder, deleted at the end. The gunicorn processes are always
 stopped (their process group only) before the benchmark exits.
@@ -64,6 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 from flask import Flask, Response  # noqa: E402
 
+from bench import webhook_floor  # noqa: E402
 from bench.reply_mix import BODIES, UNKNOWN_SENDER_SHARE  # noqa: E402
 from crm.messaging.webhooks import INBOUND_PATH  # noqa: E402
 
@@ -211,7 +217,8 @@ def bench_app(url: str, workdir: Path) -> Flask:
 
 
 def prepare(url: str, workdir: Path, prospects: int) -> list[str]:
-    """Fresh schema, one recruiting lab in a month, N prospects (SMS allowed) registered."""
+    """Fresh schema (with the floor app's table), one recruiting lab in a month, N prospects
+    (SMS allowed) registered."""
     from crm.extensions import db
     from crm.models import Lab, Prospect, Source
     from crm.services.registrations import register_many
@@ -224,6 +231,7 @@ def prepare(url: str, workdir: Path, prospects: int) -> list[str]:
                 conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
                 conn.execute(sa.text("CREATE SCHEMA public"))
         db.create_all()
+        webhook_floor.metadata.create_all(db.engine)
         now = utcnow()
         source = Source(name="Bench webhook")
         lab = Lab(
@@ -508,6 +516,7 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, help="only profile N requests")
     parser.add_argument("--app", default="wsgi:app", help="the webhook server's WSGI app")
     parser.add_argument("--threads", type=int, default=1, help="> 1: gthread workers")
+    parser.add_argument("--floor", action="store_true", help="also the floor app's throughput")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="crm_hook_"))
@@ -541,6 +550,8 @@ def run(
 ) -> None:
     token = secrets.token_hex(16)
     ports = {"bare": free_port(), "real": free_port()}
+    if args.floor:
+        ports["floor"] = free_port()
     logs = {name: workdir / f"gunicorn-{name}.log" for name in ports}
     env = {
         **os.environ,
@@ -553,10 +564,15 @@ def run(
         "CRM_SMS_BACKEND": "outbox",
         "CRM_EMAIL_BACKEND": "outbox",
         "CRM_INSTANCE_DIR": str(workdir),
+        "FLOOR_PUBLIC_URL": f"http://127.0.0.1:{ports.get('floor')}{INBOUND_PATH}",
     }
     for key in ("TWILIO_ACCOUNT_SID", "TWILIO_SENDER", "TWILIO_BASE_URL", "SMTP_URL"):
         env.pop(key, None)
-    targets = {"bare": "bench.webhook_bench:bare_app", "real": args.app}
+    targets = {
+        "bare": "bench.webhook_bench:bare_app",
+        "real": args.app,
+        "floor": "bench.webhook_floor:create_app()",
+    }
     masters: dict[str, int] = {}
     for name, port in ports.items():
         procs.append(start_server(targets[name], port, env, logs[name], args.threads))
@@ -596,6 +612,8 @@ def run(
             ("real", "open", f"webhook, {args.rate:g} req/s"),
         ]
         plan.append(("real", "dup", f"webhook, duplicates, {args.rate:g} req/s"))
+        if args.floor:
+            plan.append(("floor", "closed", f"floor, {args.concurrency} connections"))
         for seed, (name, mode, label) in enumerate(plan, start=2):
             cpu = workers_cpu(masters[name])
             if mode == "dup":
@@ -612,7 +630,8 @@ def run(
             results[label] = outcome
             if name == "real":
                 real.extend([outcome, drained])
-        dup = outcome
+            if mode == "dup":
+                dup = outcome
     for proc in procs:
         stop_server(proc)
     report(args, url, workdir, real, dup, results, logs)
@@ -688,6 +707,15 @@ def report(
     ]
     for text, met in goals:
         print(f"  {'met   ' if met else 'MISSED'} {text}")
+    if len(labels) > 5:
+        floor = summaries[labels[5]]
+        rows, distinct = webhook_floor.stored(url)
+        print(
+            f"  floor app: {floor['rps']:.1f} req/s, ratio floor/bare "
+            f"{floor['rps'] / bare_max['rps']:.2f} (the best a webhook could reach here), "
+            f"webhook/floor {real_max['rps'] / floor['rps']:.2f}; {rows} rows stored, "
+            f"{distinct} distinct MessageSid"
+        )
 
 
 if __name__ == "__main__":
