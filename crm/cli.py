@@ -11,6 +11,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from crm.forms import parse_id
 from crm.models.user import ROLES
 from crm.services import demo
 from crm.services.accounts import AccountError, create_user
@@ -133,11 +134,11 @@ def funnel_command(
         raise FrenchUsageError(f"--format : « {fmt} » inconnu ; choisissez json ou csv.")
     lab_id = None
     if lab_ref is not None:
-        if not lab_ref.isdigit() or len(lab_ref) > 18:
+        lab_id = parse_id(lab_ref)
+        if lab_id is None:
             raise FrenchUsageError(f"--lab : « {lab_ref} » n'est pas un numéro d'open lab.")
-        if db.session.get(Lab, int(lab_ref)) is None:
+        if db.session.get(Lab, lab_id) is None:
             raise FrenchUsageError(f"--lab : l'open lab n° {lab_ref} n'existe pas.")
-        lab_id = int(lab_ref)
     first, last = _funnel_day(start, "--from"), _funnel_day(end, "--to")
     if first and last and first > last:
         raise FrenchUsageError("--to doit être le même jour que --from ou après.")

@@ -6,16 +6,24 @@ from wtforms.validators import DataRequired, EqualTo, Length
 
 from crm.services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
+TOO_LONG_PASSWORD = f"Le mot de passe ne peut pas dépasser {MAX_PASSWORD_LENGTH} caractères."
+
 
 class LoginForm(FlaskForm):
     email = EmailField(
         "Adresse e-mail",
-        validators=[DataRequired("Saisissez votre adresse e-mail."), Length(max=254)],
+        validators=[
+            DataRequired("Saisissez votre adresse e-mail."),
+            Length(max=254, message="L'adresse e-mail ne peut pas dépasser 254 caractères."),
+        ],
         render_kw={"autocomplete": "username"},
     )
     password = PasswordField(
         "Mot de passe",
-        validators=[DataRequired("Saisissez votre mot de passe."), Length(max=200)],
+        validators=[
+            DataRequired("Saisissez votre mot de passe."),
+            Length(max=MAX_PASSWORD_LENGTH, message=TOO_LONG_PASSWORD),
+        ],
         render_kw={"autocomplete": "current-password"},
     )
 
@@ -25,7 +33,7 @@ class PasswordChangeForm(FlaskForm):
         "Mot de passe actuel",
         validators=[
             DataRequired("Saisissez votre mot de passe actuel."),
-            Length(max=MAX_PASSWORD_LENGTH),
+            Length(max=MAX_PASSWORD_LENGTH, message=TOO_LONG_PASSWORD),
         ],
         render_kw={"autocomplete": "current-password"},
     )

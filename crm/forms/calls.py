@@ -1,10 +1,21 @@
 from __future__ import annotations
 
+from datetime import date
+
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, HiddenField, StringField, TextAreaField, TimeField
-from wtforms.validators import AnyOf, Length, Optional
+from wtforms import (
+    BooleanField,
+    DateField,
+    Field,
+    HiddenField,
+    StringField,
+    TextAreaField,
+    TimeField,
+)
+from wtforms.validators import AnyOf, Length, Optional, ValidationError
 
 from crm.models.call import CALL_OUTCOMES
+from crm.services.calls import CALLBACK_HORIZON, CALLBACK_PAST, CALLBACK_TOO_FAR
 
 
 class CallOutcomeForm(FlaskForm):
@@ -38,6 +49,16 @@ class CallOutcomeForm(FlaskForm):
     prospect_version = HiddenField()
     registration_version = HiddenField()
     task_id = HiddenField()
+
+    def validate_callback_date(self, field: Field) -> None:
+        # The years 1 and 9999 would overflow the time-zone conversion before the service
+        # could refuse them; other past dates are the service's ("passée", 409).
+        if field.data is None:
+            return
+        if field.data > date.today() + CALLBACK_HORIZON:
+            raise ValidationError(CALLBACK_TOO_FAR)
+        if field.data.year < 1900:
+            raise ValidationError(CALLBACK_PAST)
 
 
 class NextCallForm(FlaskForm):

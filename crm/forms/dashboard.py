@@ -10,6 +10,7 @@ from wtforms import Field, SelectField
 from wtforms.validators import ValidationError
 from wtforms.widgets import DateInput
 
+from crm.forms import parse_id
 from crm.forms.labs import int_or_none, options
 from crm.services.funnel import DIMENSION_LABELS, STEPS
 from crm.services.funnel_sql import PEOPLE_LISTS
@@ -78,9 +79,10 @@ def parse_key(raw: str | None) -> int | None:
     """The row of a figure: a number, or 'total' (or nothing) for the total row."""
     if raw in (None, "", "total"):
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    key = parse_id(raw)
+    if key is None:
         raise ValueError("Cette ligne du tableau n'existe pas.")
-    return int(raw)
+    return key
 
 
 def check_step(raw: str | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField
-from wtforms.validators import AnyOf
+from wtforms.validators import AnyOf, DataRequired
 
 
 class ActionForm(FlaskForm):
@@ -15,6 +15,8 @@ class NextLabForm(FlaskForm):
     next_lab = SelectField(
         "Open lab suivant",
         choices=[],
+        # The first option ("Choisir un open lab") is an empty value: a choice, not a lab.
+        validators=[DataRequired("Choisissez un open lab dans la liste.")],
         invalid_choice_message="Choisissez un open lab dans la liste.",
     )
 

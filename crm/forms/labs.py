@@ -19,7 +19,14 @@ from wtforms import (
 from wtforms.validators import Length, NumberRange, StopValidation, ValidationError
 
 from crm.models.lab import LAB_STATUS_LABELS
-from crm.services.labs import MAX_OFFER_HOURS, OFFER_HOURS_RANGE, overbooking_too_high
+from crm.services.labs import (
+    CAPACITY_RANGE,
+    MAX_LAB_SIZE,
+    MAX_OFFER_HOURS,
+    OFFER_HOURS_RANGE,
+    TARGET_RANGE,
+    overbooking_too_high,
+)
 
 
 class Required:
@@ -86,7 +93,7 @@ class LabForm(FlaskForm):
         default=40,
         validators=[
             Required("Saisissez la capacité du lieu."),
-            NumberRange(min=1, message="La capacité doit être d'au moins 1 personne."),
+            NumberRange(min=1, max=MAX_LAB_SIZE, message=CAPACITY_RANGE),
         ],
         invalid_value_message="Saisissez un nombre entier de places.",
     )
@@ -95,7 +102,7 @@ class LabForm(FlaskForm):
         default=30,
         validators=[
             Required("Saisissez l'objectif de participants."),
-            NumberRange(min=1, message="L'objectif doit être d'au moins 1 participant."),
+            NumberRange(min=1, max=MAX_LAB_SIZE, message=TARGET_RANGE),
         ],
         invalid_value_message="Saisissez un nombre entier de participants.",
     )

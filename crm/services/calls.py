@@ -114,14 +114,21 @@ def check(registration: Registration, caller: User, data: Outcome, now: datetime
             raise CallError(str(exc)) from exc
 
 
+CALLBACK_HORIZON = timedelta(days=366)
+CALLBACK_TOO_FAR = "Le rappel doit tomber dans l'année qui vient."
+CALLBACK_PAST = "La date de rappel est passée : choisissez un moment à venir."
+
+
 def _check_callback(when: datetime | None, now: datetime) -> None:
     if when is None:
         raise CallError("Indiquez la date et l'heure du rappel.")
     if when <= now:
-        raise CallError("La date de rappel est passée : choisissez un moment à venir.")
+        raise CallError(CALLBACK_PAST)
     window = call_window()
     if not is_open(when, window):
         raise CallError(f"Le rappel doit tomber dans les heures d'appel : {window.describe()}.")
+    if when > now + CALLBACK_HORIZON:
+        raise CallError(CALLBACK_TOO_FAR)
 
 
 def log_outcome(

@@ -21,7 +21,7 @@ from rq.job import Job
 from crm.extensions import db
 from crm.models import FollowUp, Lab, Registration
 from crm.redis_conn import get_redis
-from crm.services import offer_sending, receipts, sending, waitlist
+from crm.services import lab_day, offer_sending, receipts, sending, waitlist
 from crm.timeutil import utcnow
 
 HEARTBEAT_KEY = "crm:dispatcher:last_run"
@@ -49,12 +49,14 @@ def run() -> dict[str, int | str]:
     review = abandon_sending(now)
     offers = waitlist.tick(now)
     early = receipts.apply_early()
+    invitations = lab_day.queue_missed_invitations(now)
     return {
         "ran_at": now.isoformat(),
         "enqueued": enqueued,
         "requeued": requeued,
         "to_review": review,
         "early_receipts": early,
+        "next_lab_invitations": invitations,
         **offers,
         "offers_enqueued": offer_sending.enqueue_due(now),
     }

@@ -6,7 +6,9 @@ still due for the lab (invitations, reminders, place offers), schedules the than
 sequence for everyone present and ends the lab. Attendees are registered in the next lab by
 the job `workers.jobs.invite_to_next_lab` (`invite_attendees`), as soon as the lab is closed
 and has a next lab: on closing, or later when a manager links the next lab. Registering is
-idempotent (one registration per person and lab), so the job can run twice. Returning
+idempotent (one registration per person and lab), so the job can run twice. The lab is
+committed closed before the job is queued: when Redis cannot take it then, the dispatcher's
+next pass queues it (`queue_missed_invitations`), so no attendee is left out. Returning
 attendees come first in the callers' queue (call_rank RETURNING_RANK) and get the next
 lab's invitation sequence like any new registration.
 """
@@ -17,7 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from crm.extensions import db
 from crm.models import Event, FollowUp, Lab, PlaceOffer, Prospect, Registration, User
@@ -103,9 +108,47 @@ def queue_invitations(lab: Lab) -> bool:
     if lab.status != "done" or lab.next_lab_id is None:
         return False
     job_id = f"next-lab-{lab.id}-{lab.next_lab_id}"
-    # Already queued: running it again would change nothing anyway.
-    enqueue_once(DEFAULT, INVITE_JOB, lab.id, job_id=job_id)
+    try:
+        # Already queued: running it again would change nothing anyway.
+        enqueue_once(DEFAULT, INVITE_JOB, lab.id, job_id=job_id)
+    except RedisError as exc:
+        current_app.logger.warning("%s not queued (%s): the dispatcher will queue it", job_id, exc)
     return True
+
+
+def queue_missed_invitations(now: datetime) -> int:
+    """Queue the next-lab job of every closed lab whose attendees are not all registered in
+    its next lab yet (Redis was down when the lab was closed or linked); run by the
+    dispatcher's pass. Returns how many labs were concerned."""
+    following = aliased(Lab)
+    again = aliased(Registration)
+    missing = (
+        sa.select(Registration.id)
+        .join(Prospect, Prospect.id == Registration.prospect_id)
+        .where(
+            Registration.lab_id == Lab.id,
+            Registration.status == "attended",
+            Prospect.qualification != "no",
+            ~sa.exists().where(
+                again.lab_id == Lab.next_lab_id, again.prospect_id == Registration.prospect_id
+            ),
+        )
+    )
+    labs = list(
+        db.session.scalars(
+            sa.select(Lab)
+            .join(following, following.id == Lab.next_lab_id)
+            .where(
+                Lab.status == "done",
+                following.starts_at > now,
+                following.status.in_(("draft", "recruiting")),
+                missing.exists(),
+            )
+        )
+    )
+    for lab in labs:
+        queue_invitations(lab)
+    return len(labs)
 
 
 def next_lab_candidates(lab: Lab) -> list[Lab]:

@@ -25,6 +25,11 @@ SERIES_MAX_DAYS = 62
 # An offered place stays reserved at most a week: longer, the lab would be near before the
 # next person on the list is asked.
 MAX_OFFER_HOURS = 168
+# Open labs gather 30 to 250 people: the bound only keeps a typing slip (or a value past the
+# database's integer) from reaching the commit.
+MAX_LAB_SIZE = 10_000
+CAPACITY_RANGE = "La capacité doit être comprise entre 1 et 10 000 places."
+TARGET_RANGE = "L'objectif doit être compris entre 1 et 10 000 participants."
 OFFER_HOURS_RANGE = (
     "La durée de réservation doit être comprise entre 1 et 168 heures (une semaine)."
 )
@@ -102,10 +107,10 @@ def check_lab(data: LabInput, lab_id: int | None = None) -> None:
         raise LabError("Le titre ne doit pas dépasser 200 caractères.", "title")
     if data.end <= data.start:
         raise LabError("L'heure de fin doit être après l'heure de début, le même jour.", "end")
-    if data.capacity < 1:
-        raise LabError("La capacité doit être d'au moins 1 personne.", "capacity")
-    if data.target < 1:
-        raise LabError("L'objectif doit être d'au moins 1 participant.", "target")
+    if not 1 <= data.capacity <= MAX_LAB_SIZE:
+        raise LabError(CAPACITY_RANGE, "capacity")
+    if not 1 <= data.target <= MAX_LAB_SIZE:
+        raise LabError(TARGET_RANGE, "target")
     if data.overbooking < 0:
         raise LabError("La marge de surréservation ne peut pas être négative.", "overbooking")
     if data.overbooking > data.capacity:

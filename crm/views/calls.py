@@ -11,6 +11,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.wrappers import Response
 
 from crm.extensions import db
+from crm.forms import parse_id
 from crm.forms.calls import CallOutcomeForm, NextCallForm, SkipForm
 from crm.models import CallTask, Lab, Registration
 from crm.models.call import CALL_OUTCOME_LABELS
@@ -51,9 +52,10 @@ def _serve_next(lab: Lab) -> Response:
 
 
 def _task(registration: Registration, raw_id: str | None) -> CallTask | None:
-    if not raw_id or not str(raw_id).isdigit():
+    task_id = parse_id(raw_id)
+    if task_id is None:
         return None
-    task = db.session.get(CallTask, int(raw_id))
+    task = db.session.get(CallTask, task_id)
     return task if task is not None and task.registration_id == registration.id else None
 
 
@@ -93,10 +95,6 @@ def call_page(registration_id: int) -> tuple[str, int]:
     return _render_call(registration, CallOutcomeForm(), task)
 
 
-def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
-
-
 def _outcome_from(form: CallOutcomeForm) -> calls.Outcome:
     callback_at: datetime | None = None
     if form.callback_date.data and form.callback_time.data:
@@ -108,8 +106,8 @@ def _outcome_from(form: CallOutcomeForm) -> calls.Outcome:
         reason=form.reason.data or "",
         consent_sms=bool(form.consent_sms.data),
         consent_email=bool(form.consent_email.data),
-        prospect_version=_int_or_none(form.prospect_version.data),
-        registration_version=_int_or_none(form.registration_version.data),
+        prospect_version=parse_id(form.prospect_version.data),
+        registration_version=parse_id(form.registration_version.data),
     )
 
 

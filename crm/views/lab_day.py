@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.wrappers import Response
 
 from crm.extensions import db
@@ -18,6 +19,10 @@ from crm.views import roles_required
 
 bp = Blueprint("lab_day", __name__, url_prefix="/labs/<int:lab_id>")
 MANAGERS = ("manager", "admin")
+CHANGED_MEANWHILE = (
+    "Une fiche a été modifiée par quelqu'un d'autre au même instant : rien n'a été "
+    "enregistré. Vérifiez la page et recommencez."
+)
 
 
 def _next_lab_form(lab: Lab) -> NextLabForm:
@@ -62,6 +67,10 @@ def close(lab_id: int) -> Response | tuple[str, int]:
     except LabDayError as exc:
         db.session.rollback()
         flash(str(exc), "error")
+        return redirect(url_for(".show", lab_id=lab.id))
+    except StaleDataError:  # a caller or the desk saved one of its people in the same instant
+        db.session.rollback()
+        flash(CHANGED_MEANWHILE, "error")
         return redirect(url_for(".show", lab_id=lab.id))
     message = (
         f"Open lab clos : {closing.thanked} présent(s) remercié(s), "
@@ -112,6 +121,9 @@ def _flag(lab_id: int, registration_id: int, kind: str) -> Response:
     except LabDayError as exc:
         db.session.rollback()
         flash(str(exc), "error")
+    except StaleDataError:
+        db.session.rollback()
+        flash(CHANGED_MEANWHILE, "error")
     return redirect(url_for(".show", lab_id=lab.id) + "#presents")
 
 

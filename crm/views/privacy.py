@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.wrappers import Response
 from wtforms import BooleanField
 from wtforms.validators import DataRequired
@@ -58,8 +59,17 @@ def erase(prospect_id: int) -> Response | tuple[str, int]:
     form = EraseForm()
     if not form.validate():
         return _render_person(prospect, form), 400
-    result = erasure.erase(prospect, current_user)
-    db.session.commit()
+    try:
+        result = erasure.erase(prospect, current_user)
+        db.session.commit()
+    except StaleDataError:  # a caller saved this person in the same instant
+        db.session.rollback()
+        flash(
+            "La fiche a été modifiée par quelqu'un d'autre au même instant : rien n'a été "
+            "effacé. Vérifiez la fiche et recommencez.",
+            "error",
+        )
+        return redirect(url_for("prospects.show", prospect_id=prospect_id))
     if result.already:
         flash("Les données de cette personne étaient déjà effacées.", "info")
     else:

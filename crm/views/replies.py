@@ -47,7 +47,9 @@ def index() -> str:
     )
     if not show_all:
         query = query.where(InboundMessage.outcome.in_(INBOUND_TO_HANDLE))
-    page = db.paginate(query, page=request.args.get("page", 1, type=int), per_page=50)
+    page = db.paginate(
+        query, page=request.args.get("page", 1, type=int), per_page=50, error_out=False
+    )
     return render_template(
         "replies/index.html",
         page=page,

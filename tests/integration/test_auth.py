@@ -73,6 +73,21 @@ def test_wrong_credentials_get_one_french_message_without_hint(client, make_user
     assert client.get("/").status_code == 302
 
 
+@pytest.mark.parametrize(
+    "email,password,message",
+    [
+        ("a" * 250 + "@test.fr", PASSWORD, "L'adresse e-mail ne peut pas dépasser 254 caractères."),
+        ("manager@test.fr", "x" * 201, "Le mot de passe ne peut pas dépasser 200 caractères."),
+    ],
+)
+def test_overlong_credentials_get_a_french_message(client, make_user, email, password, message):
+    make_user("manager")
+    response = login(client, email, password)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True).replace("&#39;", "'")
+    assert client.get("/").status_code == 302
+
+
 def test_caller_gets_the_caller_home_and_no_manager_pages(caller_client):
     assert "Espace appelant" in caller_client.get("/").get_data(as_text=True)
     assert caller_client.get("/messages/").status_code == 403

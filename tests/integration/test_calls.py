@@ -12,6 +12,7 @@ from crm.extensions import db
 from crm.models import Call, CallTask, Consent, Event, Prospect
 from crm.services import call_queue, calls
 from crm.services.calls import CallError, Outcome
+from crm.services.window import call_window, is_open
 from crm.timeutil import utcnow
 from tests.factories import person, task
 
@@ -256,3 +257,14 @@ def test_consent_cannot_be_recorded_with_a_refusal(served):
         log(world, registration, "declined", consent_sms=True)
     db.session.rollback()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Consent)) == 0
+
+
+def test_a_callback_more_than_a_year_ahead_is_refused(served):
+    world, registration = served
+    when = next_weekday_at(11) + timedelta(weeks=56)
+    while not is_open(when, call_window()):  # a public holiday: the week after
+        when += timedelta(weeks=1)
+    with pytest.raises(CallError, match="l'année qui vient"):
+        log(world, registration, "callback", callback_at=when)
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Call)) == 0

@@ -160,3 +160,51 @@ def test_a_bad_callback_date_gets_a_french_message(app, world):
     text = html.unescape(response.get_data(as_text=True))
     assert response.status_code == 400
     assert "Date du rappel invalide" in text and "Heure du rappel invalide" in text
+
+
+def test_a_callback_date_out_of_any_calendar_is_refused_in_french(app, world):
+    # Year 1 and year 9999 used to overflow the time-zone conversion (a 404 page, notes lost).
+    reg = person(world)
+    client = _caller_client(app, world)
+    page = client.get(f"/appels/inscriptions/{reg.id}").get_data(as_text=True)
+    for day, message in (
+        ("0001-01-01", "La date de rappel est passée"),
+        ("9999-12-31", "Le rappel doit tomber dans l'année qui vient."),
+    ):
+        response = client.post(
+            f"/appels/inscriptions/{reg.id}",
+            data={
+                "csrf_token": _token(page),
+                "outcome": "callback",
+                "notes": "Rappeler après les vacances",
+                "callback_date": day,
+                "callback_time": "10:00",
+            },
+        )
+        text = html.unescape(response.get_data(as_text=True))
+        assert response.status_code == 400, day
+        assert message in text
+        assert "Rappeler après les vacances" in text  # what the caller typed is still there
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Call)) == 0
+
+
+def test_task_and_version_ids_that_are_not_plain_digits_are_ignored(app, world):
+    # "²".isdigit() is True but int("²") raises: these used to be 500s.
+    reg = person(world)
+    client = _caller_client(app, world)
+    page = client.get(f"/appels/inscriptions/{reg.id}?tache=²")
+    assert page.status_code == 200
+    response = client.post(
+        f"/appels/inscriptions/{reg.id}",
+        data={
+            "csrf_token": _token(page.get_data(as_text=True)),
+            "outcome": "no_answer",
+            "task_id": "²",
+            "prospect_version": "²",
+            "registration_version": "١",  # an Arabic-Indic digit
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(sa.select(Call.outcome)) == "no_answer"

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from crm.extensions import db
 from crm.models import Event, FollowUp, Lab, Registration, Sequence, SequenceStep
-from crm.services import call_queue, lab_day, lab_series, registrations
+from crm.redis_conn import connect
+from crm.services import call_queue, dispatcher, lab_day, lab_series, registrations
 from crm.services.lab_day import LabDayError
 from crm.services.permissions import PermissionDenied
 from crm.timeutil import to_local, utcnow
@@ -154,7 +155,7 @@ def test_the_next_lab_must_come_after_and_still_recruit(past_lab, manager_client
     db.session.commit()
     url = f"/labs/{past_lab['lab'].id}/apres"
     token = csrf_token(manager_client, url)
-    for bad in (str(earlier.id), "abc", str(past_lab["lab"].id)):
+    for bad in (str(earlier.id), "abc", str(past_lab["lab"].id), ""):
         response = manager_client.post(
             f"{url}/suivant", data={"csrf_token": token, "next_lab": bad}
         )
@@ -302,3 +303,29 @@ def test_the_lab_form_cannot_end_a_lab_without_closing_it(past_lab, manager_clie
     assert "Clore l&#39;open lab" in response.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(Lab, lab.id).status == "recruiting"
+
+
+def test_attendees_are_still_invited_when_redis_was_down_at_closing(
+    app, past_lab, manager_client, monkeypatch
+):
+    attendee = checked_in(past_lab)
+    lab = past_lab["lab"]
+    lab.next_lab_id = past_lab["next"].id
+    db.session.commit()
+    url = f"/labs/{lab.id}/apres"
+    token = csrf_token(manager_client, url)
+    # A real client on a closed port: the lab is committed closed, then the job cannot be
+    # queued. The manager still gets the closing's message, not an error page.
+    monkeypatch.setitem(app.extensions, "crm_redis", connect("redis://127.0.0.1:1/0"))
+    response = manager_client.post(f"{url}/clore", data={"csrf_token": token})
+    assert response.status_code == 302
+    monkeypatch.delitem(app.extensions, "crm_redis")
+    db.session.expire_all()
+    assert db.session.get(Lab, lab.id).status == "done"
+    assert in_next_lab(past_lab) == []
+    with app.app_context():
+        assert dispatcher.run()["next_lab_invitations"] == 1
+    drain(app, monkeypatch, DEFAULT)
+    assert [r.prospect_id for r in in_next_lab(past_lab)] == [attendee.prospect_id]
+    with app.app_context():  # everyone is in: nothing more to queue
+        assert dispatcher.run()["next_lab_invitations"] == 0

@@ -82,8 +82,11 @@ def test_the_target_defaults_to_30(manager_client):
     [
         ({"end": "08:00"}, "end", "L'heure de fin doit être après l'heure de début"),
         ({"end": "09:00"}, "end", "L'heure de fin doit être après l'heure de début"),
-        ({"capacity": "0"}, "capacity", "La capacité doit être d'au moins 1 personne."),
-        ({"target": "0"}, "target", "L'objectif doit être d'au moins 1 participant."),
+        ({"capacity": "0"}, "capacity", "La capacité doit être comprise entre 1 et 10 000"),
+        ({"target": "0"}, "target", "L'objectif doit être compris entre 1 et 10 000"),
+        # Past a 32-bit column: refused by the form, never a database error at the commit.
+        ({"capacity": "3000000000"}, "capacity", "La capacité doit être comprise entre 1"),
+        ({"target": "10001"}, "target", "L'objectif doit être compris entre 1 et 10 000"),
         ({"capacity": "beaucoup"}, "capacity", "Saisissez un nombre entier de places."),
         ({"title": "  "}, "title", "Saisissez le titre de l'open lab."),
         ({"title": ""}, "title", "Saisissez le titre de l'open lab."),
@@ -112,6 +115,8 @@ def test_the_service_refuses_the_same_rules_without_http(app_ctx):
         ({"end": time(8)}, "end"),
         ({"capacity": 0}, "capacity"),
         ({"target": 0}, "target"),
+        ({"capacity": 3_000_000_000}, "capacity"),
+        ({"target": 10_001}, "target"),
         ({"title": " "}, "title"),
         ({"status": "open"}, "status"),
         ({"next_lab_id": 999}, "next_lab_id"),

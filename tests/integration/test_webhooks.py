@@ -413,6 +413,10 @@ def test_managers_see_what_needs_a_person_and_mark_it_handled(world, app, signed
     assert "Qui êtes-vous ?" in html and "Numéro inconnu" in html
     assert "Lina" not in html  # understood and applied: nothing left to do
     assert "Lina" in client.get("/reponses/?tout=1").get_data(as_text=True)
+    for page in ("0", "-1", "99"):  # out of range: the first page, or an empty one, never a 404
+        response = client.get(f"/reponses/?page={page}")
+        assert response.status_code == 200, page
+    assert "Qui êtes-vous ?" in client.get("/reponses/?page=0").get_data(as_text=True)
     unknown = db.session.scalar(
         sa.select(InboundMessage).where(InboundMessage.outcome == "unknown_sender")
     )
