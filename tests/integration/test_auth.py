@@ -88,6 +88,11 @@ def test_overlong_credentials_get_a_french_message(client, make_user, email, pas
     assert client.get("/").status_code == 302
 
 
+def test_forms_say_what_the_asterisk_means(client):
+    html = client.get("/connexion").get_data(as_text=True).replace("&#39;", "'")
+    assert "Les champs marqués d'un astérisque (*) sont obligatoires." in html
+
+
 def test_caller_gets_the_caller_home_and_no_manager_pages(caller_client):
     assert "Espace appelant" in caller_client.get("/").get_data(as_text=True)
     assert caller_client.get("/messages/").status_code == 403

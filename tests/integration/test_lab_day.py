@@ -329,3 +329,12 @@ def test_attendees_are_still_invited_when_redis_was_down_at_closing(
     assert [r.prospect_id for r in in_next_lab(past_lab)] == [attendee.prospect_id]
     with app.app_context():  # everyone is in: nothing more to queue
         assert dispatcher.run()["next_lab_invitations"] == 0
+
+
+def test_a_refusal_is_announced_as_an_alert(world, manager_client):
+    url = f"/labs/{world['lab'].id}/apres"
+    token = csrf_token(manager_client, url)
+    response = manager_client.post(f"{url}/clore", data={"csrf_token": token})
+    page = manager_client.get(response.headers["Location"]).get_data(as_text=True)
+    alert = page.split('role="alert"', 1)[1].split("</div>", 1)[0]
+    assert "pas encore commencé" in alert

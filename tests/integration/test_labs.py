@@ -105,6 +105,9 @@ def test_invalid_labs_get_a_french_message_next_to_the_field(
     assert message in html
     assert f'aria-describedby="{field}-erreur"' in html
     assert f'id="{field}-erreur" class="fr-error-text"' in html
+    # The summary above the form takes the focus and links to the field.
+    summary = html.split('id="erreurs-formulaire"', 1)[1].split("</div>", 1)[0]
+    assert f'<a href="#{field}">' in summary and message in summary
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Lab)) == 0
 
