@@ -60,6 +60,11 @@ class Config:
     HSTS_SECONDS = 0  # Strict-Transport-Security: set in production over HTTPS (from_env)
     # Who the messages come from: every SMS and e-mail template must name it (sequence editor).
     CRM_SENDER_NAME = "Open Lab"
+    # The footer's legal pages: who publishes the service (empty: the sender name), whom
+    # people write to about their data or accessibility, and the host's name and address.
+    CRM_PUBLISHER = ""
+    CRM_CONTACT_EMAIL = ""
+    CRM_HOSTING = ""
     PROSPECTS_PER_PAGE = 50
     IMPORT_MAX_BYTES = 20 * 1024 * 1024
     IMPORT_INLINE_MAX_ROWS = 2000
@@ -107,6 +112,9 @@ class Config:
             "MAIL_FROM",
             "CRM_TIMEZONE",
             "CRM_SENDER_NAME",
+            "CRM_PUBLISHER",
+            "CRM_CONTACT_EMAIL",
+            "CRM_HOSTING",
         ):
             if env.get(key):
                 values[key] = env[key]

@@ -101,6 +101,7 @@ def register_views(app: Flask) -> None:
         lab_day,
         lab_sending,
         labs,
+        legal,
         links,
         main,
         outbox,
@@ -125,6 +126,7 @@ def register_views(app: Flask) -> None:
         links,
         dashboard,
         privacy,
+        legal,
     ):
         app.register_blueprint(module.bp)
     errors.register(app)

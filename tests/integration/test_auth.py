@@ -16,6 +16,10 @@ PUBLIC_ENDPOINTS = {
     # Twilio has no session: the X-Twilio-Signature check guards these two.
     "webhooks.inbound_sms",
     "webhooks.delivery_status",
+    # What every public service's footer links to, read by invited people too.
+    "legal.accessibility",
+    "legal.notice",
+    "legal.personal_data",
     # The personal link pages: the signed token is the key.
     "links.show",
     "links.calendar",
