@@ -6,8 +6,9 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, abort, g, request, session
+from flask import Flask, abort, g, redirect, request, session, url_for
 from flask_login import current_user, login_user
+from werkzeug.wrappers import Response
 
 from crm.extensions import db, login_manager
 from crm.models import User
@@ -15,6 +16,15 @@ from crm.services.normalise import format_phone
 from crm.timeutil import format_local, format_local_time
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def redirect_to_section(endpoint: str, anchor: str, **values: Any) -> Response:
+    """Redirect to a section of a page (`#anchor`), unless an error or a warning was just
+    flashed: messages are shown at the top of the page, which the anchor would scroll past."""
+    flashed = session.get("_flashes") or []
+    if any(category in ("error", "warning") for category, _ in flashed):
+        return redirect(url_for(endpoint, **values))
+    return redirect(url_for(endpoint, _anchor=anchor, **values))
 
 
 def public(view: F) -> F:

@@ -13,7 +13,7 @@ from crm.forms.groups import GroupSizeForm, MakeGroupsForm, MoveForm
 from crm.models import Lab
 from crm.services import workshop_groups
 from crm.services.workshop_groups import GroupError
-from crm.views import roles_required
+from crm.views import redirect_to_section, roles_required
 
 bp = Blueprint("groups", __name__, url_prefix="/labs/<int:lab_id>/groupes")
 
@@ -73,7 +73,7 @@ def move(lab_id: int) -> BaseResponse:
             f"{registration.prospect.full_name} est dans le groupe {registration.group_no}.",
             "success",
         )
-    return redirect(url_for(".index", lab_id=lab.id, _anchor=f"groupe-{form.group_no.data}"))
+    return redirect_to_section(".index", f"groupe-{form.group_no.data}", lab_id=lab.id)
 
 
 @bp.post("/taille")

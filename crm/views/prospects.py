@@ -46,6 +46,7 @@ from crm.services.registrations import (
 )
 from crm.services.timeline import for_prospect
 from crm.timeutil import format_local, utcnow
+from crm.views import redirect_to_section
 
 bp = Blueprint("prospects", __name__, url_prefix="/prospects")
 Page = str | tuple[str, int] | Response
@@ -332,7 +333,7 @@ def _message(exc: Exception) -> str:
 
 def _back(prospect: Prospect | int, anchor: str) -> Response:
     prospect_id = prospect if isinstance(prospect, int) else prospect.id
-    return redirect(url_for(".show", prospect_id=prospect_id, _anchor=anchor))
+    return redirect_to_section(".show", anchor, prospect_id=prospect_id)
 
 
 def _render_form(form: FlaskForm, prospect: Prospect | None) -> tuple[str, int]:

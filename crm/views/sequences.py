@@ -25,7 +25,7 @@ from crm.models.followup import SEQUENCE_KIND_LABELS, SEQUENCE_KINDS
 from crm.services import sequence_editing as editing
 from crm.services import sequence_preview as pages
 from crm.services.sequence_editing import EditError, StaleError, StepInput
-from crm.views import roles_required
+from crm.views import redirect_to_section, roles_required
 
 bp = Blueprint("sequences", __name__, url_prefix="/labs/<int:lab_id>/sequences")
 
@@ -64,7 +64,7 @@ def personalise(lab_id: int, kind: str) -> Response:
             f"étapes. Messages déjà programmés qui utiliseront ses textes : {moved}.",
             "success",
         )
-    return redirect(url_for(".index", lab_id=lab.id, _anchor=f"sequence-{kind}"))
+    return redirect_to_section(".index", f"sequence-{kind}", lab_id=lab.id)
 
 
 @bp.route("/etapes/<int:step_id>", methods=["GET", "POST"])
@@ -110,7 +110,7 @@ def new_step(lab_id: int, kind: str) -> tuple[str, int] | Response:
         abort(404)
     if editing.own_sequence(lab.id, kind) is None:
         flash(editing.NOT_OWN, "warning")
-        return redirect(url_for(".index", lab_id=lab.id, _anchor=f"sequence-{kind}"))
+        return redirect_to_section(".index", f"sequence-{kind}", lab_id=lab.id)
     registration = _registration(lab)
     form = StepForm(data={"channel": "sms", "days": 1, "body": NEW_BODY})
     _label(form, kind)
@@ -144,13 +144,13 @@ def remove_step(lab_id: int, step_id: int) -> str | Response:
     kind = found.sequence.kind
     if found.sequence.lab_id != lab.id:
         flash(editing.NOT_OWN, "warning")
-        return redirect(url_for(".index", lab_id=lab.id, _anchor=f"sequence-{kind}"))
+        return redirect_to_section(".index", f"sequence-{kind}", lab_id=lab.id)
     if request.method == "POST":
         position = found.position
         cancelled = editing.remove_step(lab, found, current_user)
         db.session.commit()
         flash(f"Étape {position} supprimée. Messages programmés annulés : {cancelled}.", "success")
-        return redirect(url_for(".index", lab_id=lab.id, _anchor=f"sequence-{kind}"))
+        return redirect_to_section(".index", f"sequence-{kind}", lab_id=lab.id)
     return render_template(
         "sequences/remove.html",
         lab=lab,

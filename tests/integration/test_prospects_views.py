@@ -563,3 +563,17 @@ def test_present_is_not_offered_before_the_lab_day(app, caller_client):
     assert "Présent ou absent se note à partir du jour de l" in html
     with app.app_context():
         assert db.session.get(Registration, ids[1]).status == "to_contact"
+
+
+def test_a_number_refused_by_the_operator_says_so_in_text_not_in_a_tooltip(
+    app, world, caller_client
+):
+    with app.app_context():
+        prospect = db.session.get(Prospect, world["elodie"])
+        prospect.sms_blocked_at = utcnow()
+        db.session.commit()
+    page = caller_client.get(f"/prospects/{world['elodie']}").get_data(as_text=True)
+    page = page.replace("&#39;", "'")
+    assert "SMS refusés par l'opérateur" in page
+    assert "l'opérateur refuse les SMS vers ce numéro. Les appels restent possibles." in page
+    assert 'title="Depuis le' not in page
