@@ -13,7 +13,7 @@ from wtforms.validators import DataRequired
 
 from crm.extensions import db
 from crm.models import Prospect
-from crm.services import audit, erasure, retention, subject_export
+from crm.services import audit, audit_display, erasure, retention, subject_export
 from crm.views import roles_required
 
 bp = Blueprint("privacy", __name__)
@@ -91,7 +91,12 @@ def audit_log() -> str:
     )
     page = audit.entries(filters, request.args.get("page", 1, type=int) or 1, AUDIT_PER_PAGE)
     return render_template(
-        "privacy/audit.html", page=page, filters=filters, action_labels=audit.ACTION_LABELS
+        "privacy/audit.html",
+        page=page,
+        filters=filters,
+        action_labels=audit.ACTION_LABELS,
+        describe=audit_display.describe,
+        object_label=audit_display.object_label,
     )
 
 

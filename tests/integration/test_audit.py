@@ -157,5 +157,22 @@ def test_managers_read_the_trail_newest_first_with_filters(app, prospect_id, man
     assert nonsense.status_code == 200
 
 
+def test_the_trail_reads_in_french(app, prospect_id, manager_client):
+    with app.app_context():
+        audit.record("prospect.changed", "prospect", prospect_id, {"champs": ["first_name"]})
+        detail = {"autorisation": "sms", "accordee": False}
+        audit.record("prospect.changed", "prospect", prospect_id, detail)
+        detail = {"liste": "tableau de bord", "etape": "invited", "lignes": 3}
+        audit.record("list.exported", "dashboard", None, detail)
+        db.session.commit()
+    page = manager_client.get("/audit/").get_data(as_text=True).replace("&#39;", "'")
+    assert "champs modifiés : Prénom" in page
+    assert "autorisation : SMS · accordée : Non" in page
+    assert "liste : tableau de bord · étape : Invités · lignes : 3" in page
+    assert "<td>Tableau de bord</td>" in page
+    for raw in ("first_name", "False", "invited", "dashboard<"):
+        assert raw not in page
+
+
 def test_callers_cannot_read_the_trail(caller_client):
     assert caller_client.get("/audit/").status_code == 403
