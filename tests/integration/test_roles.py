@@ -34,6 +34,10 @@ ACCESS: dict[str, frozenset[str]] = {
     # Public: login, health, assets, Twilio (signature-checked), personal links (token).
     "auth.login": PUBLIC,
     "health.healthz": PUBLIC,
+    # The footer's legal pages (invited people read them from their personal link).
+    "legal.accessibility": PUBLIC,
+    "legal.notice": PUBLIC,
+    "legal.personal_data": PUBLIC,
     "assets.dsfr": PUBLIC,
     "assets.favicon": PUBLIC,
     "static": PUBLIC,
