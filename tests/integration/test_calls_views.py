@@ -160,6 +160,10 @@ def test_a_bad_callback_date_gets_a_french_message(app, world):
     text = html.unescape(response.get_data(as_text=True))
     assert response.status_code == 400
     assert "Date du rappel invalide" in text and "Heure du rappel invalide" in text
+    # Each error also sits under its field, linked to it for screen readers.
+    for field in ("callback_date", "callback_time"):
+        assert f'aria-describedby="{field}-erreur"' in text
+        assert f'<p id="{field}-erreur" class="fr-error-text">' in text
 
 
 def test_a_callback_date_out_of_any_calendar_is_refused_in_french(app, world):
