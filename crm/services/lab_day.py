@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -122,16 +123,9 @@ def queue_missed_invitations(now: datetime) -> int:
     dispatcher's pass. Returns how many labs were concerned."""
     following = aliased(Lab)
     again = aliased(Registration)
-    missing = (
-        sa.select(Registration.id)
-        .join(Prospect, Prospect.id == Registration.prospect_id)
-        .where(
-            Registration.lab_id == Lab.id,
-            Registration.status == "attended",
-            Prospect.qualification != "no",
-            ~sa.exists().where(
-                again.lab_id == Lab.next_lab_id, again.prospect_id == Registration.prospect_id
-            ),
+    missing = _attendees_to_invite(Lab.id).where(
+        ~sa.exists().where(
+            again.lab_id == Lab.next_lab_id, again.prospect_id == Registration.prospect_id
         )
     )
     labs = list(
@@ -257,6 +251,20 @@ def invite_late_attendee(registration: Registration, actor: User | None) -> bool
     return created
 
 
+def _attendees_to_invite(lab_id: Any) -> sa.Select[tuple[int]]:
+    """The people present at a lab who are invited to its next one: everyone but those
+    found out of scope since (a lab id, or a column to correlate with)."""
+    return (
+        sa.select(Registration.prospect_id)
+        .join(Prospect, Prospect.id == Registration.prospect_id)
+        .where(
+            Registration.lab_id == lab_id,
+            Registration.status == "attended",
+            Prospect.qualification != "no",
+        )
+    )
+
+
 def _invite(lab_id: int) -> int:
     lab = db.session.get(Lab, lab_id)
     next_lab = _next_lab_open(lab) if lab is not None and lab.status == "done" else None
@@ -264,15 +272,7 @@ def _invite(lab_id: int) -> int:
         return 0
     # A parallel run waits here on PostgreSQL, then sees what the first one registered.
     waitlist.lock_lab(next_lab.id)
-    attendees = db.session.scalars(
-        sa.select(Registration.prospect_id)
-        .join(Prospect, Prospect.id == Registration.prospect_id)
-        .where(
-            Registration.lab_id == lab.id,
-            Registration.status == "attended",
-            Prospect.qualification != "no",
-        )
-    ).all()
+    attendees = db.session.scalars(_attendees_to_invite(lab.id)).all()
     return registrations.register_many(
         next_lab.id,
         list(attendees),
