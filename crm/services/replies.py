@@ -3,8 +3,7 @@
 `receive` inserts the message (unique on MessageSid: a message Twilio posts again is
 processed once, the second post finds the row and stops), then acts on it inside a savepoint
 and commits once: a processing failure rolls back to the savepoint, so the raw row is still
-committed, `received`, listed for a manager. `store` and `process` are the same two steps
-with a commit each (tests and scripts use them one at a time).
+committed, `received`, listed for a manager.
 Acting matches the sender by normalised phone, reads the answer
 (crm.services.reply_parser), applies it through crm.services.answers and returns the short
 polite reply to send back (None: no reply). A reply that is not understood, ambiguous, or
@@ -72,21 +71,6 @@ def receive(params: Mapping[str, str]) -> str | None:
     inbound = _insert(params)
     if inbound is None:
         return None
-    reply = _act(inbound)
-    db.session.commit()
-    return reply
-
-
-def store(params: Mapping[str, str]) -> InboundMessage | None:
-    """Insert the raw message and commit; None when this MessageSid is already stored."""
-    inbound = _insert(params)
-    if inbound is not None:
-        db.session.commit()
-    return inbound
-
-
-def process(inbound: InboundMessage) -> str | None:
-    """Understand and apply a stored message (commits); the reply text, or None."""
     reply = _act(inbound)
     db.session.commit()
     return reply

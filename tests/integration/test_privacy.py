@@ -61,9 +61,8 @@ NEEDLES = (
 def the_person(world: dict[str, Any]) -> Prospect:
     """A person present in every table that can hold personal data."""
     # An SMS from their number before we knew them: stored as from an unknown sender.
-    early = replies.store({"MessageSid": "SM0", "From": PHONE, "To": "+33700000000", "Body": "?"})
-    assert early is not None
-    replies.process(early)
+    replies.receive({"MessageSid": "SM0", "From": PHONE, "To": "+33700000000", "Body": "?"})
+    assert stored_sms("SM0")
     prospect, _ = save(
         ProspectInput(
             first_name=FIRST,
@@ -154,7 +153,7 @@ def the_person(world: dict[str, Any]) -> Prospect:
         ]
     )
     db.session.commit()
-    inbound = replies.store(
+    replies.receive(
         {
             "MessageSid": "SM1",
             "From": PHONE,
@@ -162,9 +161,13 @@ def the_person(world: dict[str, Any]) -> Prospect:
             "Body": f"Peut-être, signé {FIRST} {LAST} 06 12 34 56 78",
         }
     )
-    assert inbound is not None
-    replies.process(inbound)
+    assert stored_sms("SM1")
     return prospect
+
+
+def stored_sms(sid: str) -> bool:
+    query = sa.select(InboundMessage.id).where(InboundMessage.message_sid == sid)
+    return db.session.scalar(query) is not None
 
 
 def traces(needles: tuple[str, ...] = NEEDLES) -> list[str]:

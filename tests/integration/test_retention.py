@@ -122,8 +122,7 @@ def test_a_reply_from_the_person_restarts_the_clock(world):
     prospect.created_at = utcnow() - 1200 * DAY
     db.session.commit()
     assert retention.due(utcnow()) == [prospect]
-    inbound = replies.store({"MessageSid": "SM9", "From": prospect.phone, "Body": "Bonjour ?"})
-    replies.process(inbound)
+    replies.receive({"MessageSid": "SM9", "From": prospect.phone, "Body": "Bonjour ?"})
     db.session.expire_all()
     assert prospect.last_person_contact_at is not None
     assert retention.due(utcnow()) == []
@@ -131,7 +130,7 @@ def test_a_reply_from_the_person_restarts_the_clock(world):
 
 def test_a_stop_does_not_restart_the_clock(world):
     prospect = person(world, "Stop", created_days_ago=0)
-    replies.process(replies.store({"MessageSid": "SM8", "From": prospect.phone, "Body": "STOP"}))
+    replies.receive({"MessageSid": "SM8", "From": prospect.phone, "Body": "STOP"})
     db.session.expire_all()
     assert prospect.last_person_contact_at is None
 
