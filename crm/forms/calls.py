@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from datetime import date
-
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -15,7 +13,7 @@ from wtforms import (
 from wtforms.validators import AnyOf, Length, Optional, ValidationError
 
 from crm.models.call import CALL_OUTCOMES
-from crm.services.calls import CALLBACK_HORIZON, CALLBACK_PAST, CALLBACK_TOO_FAR
+from crm.services.calls import CALLBACK_PAST
 
 
 class CallOutcomeForm(FlaskForm):
@@ -51,13 +49,9 @@ class CallOutcomeForm(FlaskForm):
     task_id = HiddenField()
 
     def validate_callback_date(self, field: Field) -> None:
-        # The years 1 and 9999 would overflow the time-zone conversion before the service
-        # could refuse them; other past dates are the service's ("passée", 409).
-        if field.data is None:
-            return
-        if field.data > date.today() + CALLBACK_HORIZON:
-            raise ValidationError(CALLBACK_TOO_FAR)
-        if field.data.year < 1900:
+        # Year 1 would overflow the time-zone conversion before the service could refuse it
+        # as past; every other date is the service's to judge (crm.services.calls).
+        if field.data is not None and field.data.year < 1900:
             raise ValidationError(CALLBACK_PAST)
 
 
