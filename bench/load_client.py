@@ -12,7 +12,6 @@ import asyncio
 import html
 import random
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bench.reply_mix import BODIES, UNKNOWN_SENDER_SHARE
+from bench.reply_mix import inbound_params
 from crm.models.registration import REGISTRATION_STATUS_LABELS
 from crm.services import calls as call_rules
 from crm.services import registrations
@@ -324,28 +323,9 @@ def signed_messages(
     from twilio.request_validator import RequestValidator
 
     rng, validator = random.Random(seed), RequestValidator(token)
-    texts, weights = zip(*BODIES, strict=True)
     prepared = []
     for _ in range(count):
-        sid = "SM" + secrets.token_hex(16)
-        sender = rng.choice(phones)
-        if rng.random() < UNKNOWN_SENDER_SHARE:
-            sender = f"+3378{rng.randrange(10**7):07d}"
-        params = {
-            "ToCountry": "FR",
-            "SmsMessageSid": sid,
-            "NumMedia": "0",
-            "SmsSid": sid,
-            "SmsStatus": "received",
-            "Body": rng.choices(texts, weights)[0],
-            "FromCountry": "FR",
-            "To": to,
-            "NumSegments": "1",
-            "MessageSid": sid,
-            "AccountSid": "AC" + "0" * 31 + "1",
-            "From": sender,
-            "ApiVersion": "2010-04-01",
-        }
+        params = inbound_params(rng, phones, to, "AC" + "0" * 31 + "1")
         prepared.append((params, {"X-Twilio-Signature": validator.compute_signature(url, params)}))
     return prepared
 

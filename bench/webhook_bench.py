@@ -70,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 from flask import Flask, Response  # noqa: E402
 
 from bench import webhook_floor  # noqa: E402
-from bench.reply_mix import BODIES, UNKNOWN_SENDER_SHARE  # noqa: E402
+from bench.reply_mix import BODIES, inbound_params  # noqa: E402
 from crm.messaging.webhooks import INBOUND_PATH  # noqa: E402
 
 TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Message>Merci</Message></Response>'
@@ -102,38 +102,13 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
     rng = random.Random(spec["seed"])
     validator = RequestValidator(spec["token"])
     url, phones = spec["url"], spec["phones"]
-    texts, weights = zip(*BODIES, strict=True)
     # (sid, HTTP status, ms, answered with a <Message>); status 0: no answer (timeout, reset),
     # -1: not sent, the server being too far behind (more than max_inflight outstanding).
     results: list[tuple[str, int, float, bool]] = []
     failures: Counter[str] = Counter()
 
     def request() -> tuple[dict[str, str], dict[str, str]]:
-        sid = "SM" + secrets.token_hex(16)
-        sender = rng.choice(phones)
-        if rng.random() < UNKNOWN_SENDER_SHARE:
-            sender = f"+3378{rng.randrange(10**7):07d}"
-        params = {
-            "ToCountry": "FR",
-            "ToState": "",
-            "SmsMessageSid": sid,
-            "NumMedia": "0",
-            "ToCity": "",
-            "FromZip": "",
-            "SmsSid": sid,
-            "FromState": "",
-            "SmsStatus": "received",
-            "FromCity": "",
-            "Body": rng.choices(texts, weights)[0],
-            "FromCountry": "FR",
-            "To": TO_NUMBER,
-            "ToZip": "",
-            "NumSegments": "1",
-            "MessageSid": sid,
-            "AccountSid": ACCOUNT_SID,
-            "From": sender,
-            "ApiVersion": "2010-04-01",
-        }
+        params = inbound_params(rng, phones, TO_NUMBER, ACCOUNT_SID)
         signature = validator.compute_signature(spec["public_url"], params)
         return params, {"X-Twilio-Signature": signature}
 
