@@ -70,6 +70,13 @@ _ALERT = re.compile(r"fr-alert--error[^>]*>\s*<p>([^<]+)</p>")
 _STATUS_BADGE = re.compile(r'<span class="fr-badge fr-badge--no-icon">([^<]+)</span>')
 
 
+# The two errors that say "too slow" rather than "wrong": no answer within --timeout, and an
+# SMS the generator did not send because the server was 2 s behind.
+TIMED_OUT = "pas de réponse dans le délai (TimeoutError)"
+NOT_SENT = "non envoyé (plus de 2 s de retard côté serveur)"
+TOO_SLOW = (TIMED_OUT, NOT_SENT)
+
+
 @dataclass
 class Sample:
     route: str
@@ -139,7 +146,9 @@ class Browser:
                 target = urlsplit(response.headers.get("Location", ""))
                 location = target.path + (f"?{target.query}" if target.query else "")
                 self._keep(response.headers.getall("Set-Cookie", []))
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except TimeoutError:  # aiohttp's own timeouts are TimeoutError too
+            error = TIMED_OUT
+        except aiohttp.ClientError as exc:
             error = f"pas de réponse ({type(exc).__name__})"
         ms = (time.perf_counter() - t0) * 1000
         if error is None and status not in EXPECTED[route]:
@@ -356,7 +365,9 @@ async def inbound_sms(
             ) as response:
                 await response.read()
                 status = response.status
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except TimeoutError:
+            error = TIMED_OUT
+        except aiohttp.ClientError as exc:
             error = f"pas de réponse ({type(exc).__name__})"
         finally:
             inflight -= 1
@@ -375,8 +386,7 @@ async def inbound_sms(
             await asyncio.sleep(delay)
         run.lag = max(run.lag, time.perf_counter() - due)
         if inflight >= max_inflight:
-            error = "non envoyé (plus de 2 s de retard côté serveur)"
-            run.record(Sample(INBOUND, -1, 0.0, error, due - start, params["MessageSid"]))
+            run.record(Sample(INBOUND, -1, 0.0, NOT_SENT, due - start, params["MessageSid"]))
             continue
         tasks.append(asyncio.create_task(send(params, headers, due)))
     await asyncio.gather(*tasks)
