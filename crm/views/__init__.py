@@ -6,8 +6,9 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, abort, g, redirect, request, session, url_for
+from flask import Flask, abort, before_render_template, g, redirect, request, session, url_for
 from flask_login import current_user, login_user
+from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from crm.extensions import db, login_manager
@@ -25,6 +26,18 @@ def redirect_to_section(endpoint: str, anchor: str, **values: Any) -> Response:
     if any(category in ("error", "warning") for category, _ in flashed):
         return redirect(url_for(endpoint, **values))
     return redirect(url_for(endpoint, _anchor=anchor, **values))
+
+
+def shows_form_errors(context: dict[str, Any]) -> bool:
+    """Whether the page being rendered shows a form's errors (the form_errors macro's rule:
+    the form's own errors, or a visible field's), so that its title can say so."""
+    for value in context.values():
+        if isinstance(value, FlaskForm) and (
+            value.form_errors
+            or any(f.errors for f in value if f.type not in ("CSRFTokenField", "HiddenField"))
+        ):
+            return True
+    return False
 
 
 def public(view: F) -> F:
@@ -146,6 +159,11 @@ def register_views(app: Flask) -> None:
     app.jinja_env.filters["phone"] = format_phone
     app.jinja_env.globals["service_name"] = "Open Lab CRM"
     app.jinja_env.globals["nav_items"] = nav_items
+
+    @before_render_template.connect_via(app)
+    def flag_form_errors(_app: Flask, template: Any, context: dict[str, Any], **_: Any) -> None:
+        # RGAA 8.6: a page shown again with errors says so in its title, read first.
+        context.setdefault("page_has_errors", shows_form_errors(context))
 
     @app.teardown_request
     def forget_request_caches(exc: BaseException | None) -> None:

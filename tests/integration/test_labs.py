@@ -108,8 +108,15 @@ def test_invalid_labs_get_a_french_message_next_to_the_field(
     # The summary above the form takes the focus and links to the field.
     summary = html.split('id="erreurs-formulaire"', 1)[1].split("</div>", 1)[0]
     assert f'<a href="#{field}">' in summary and message in summary
+    # The title, read first by a screen reader, says the page holds errors (RGAA 8.6).
+    assert "<title>Erreur : Créer un open lab — Open Lab CRM</title>" in html
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Lab)) == 0
+
+
+def test_a_form_without_errors_keeps_its_plain_title(manager_client):
+    html = manager_client.get("/labs/nouveau").get_data(as_text=True)
+    assert "<title>Créer un open lab — Open Lab CRM</title>" in html
 
 
 def test_the_service_refuses_the_same_rules_without_http(app_ctx):
