@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from rq import Queue, SimpleWorker
 from rq.registry import FailedJobRegistry
 
@@ -23,6 +27,28 @@ def lab_afternoon(days: int) -> datetime:
     the morning-of-the-lab reminder do not depend on the hour they run at."""
     day = utcnow().astimezone(local_zone()).date() + timedelta(days=days)
     return datetime.combine(day, time(14, 0), tzinfo=local_zone()).astimezone(UTC)
+
+
+@contextmanager
+def saved_meanwhile(model: Any, row_id: int) -> Iterator[None]:
+    """Someone else saves this row (versioned: Prospect, Registration) in the instant before
+    the app writes it: the app's UPDATE then finds another version (StaleDataError), as when
+    a caller and a manager save the same person at once."""
+    bumped: list[bool] = []
+
+    def bump(session: Any, *_: Any) -> None:
+        if not bumped and any(isinstance(o, model) and o.id == row_id for o in session.dirty):
+            bumped.append(True)
+            session.connection().execute(
+                sa.update(model).where(model.id == row_id).values(version=model.version + 1)
+            )
+
+    sa.event.listen(db.session, "before_flush", bump)
+    try:
+        yield
+    finally:
+        sa.event.remove(db.session, "before_flush", bump)
+    assert bumped, "the app never wrote the row: the test proves nothing"
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ first in the callers' queue, motivated / active users and the series page."""
 
 from __future__ import annotations
 
+import html
 import threading
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm.extensions import db
-from crm.models import Event, FollowUp, Lab, Registration, Sequence, SequenceStep
+from crm.models import Event, FollowUp, Lab, Prospect, Registration, Sequence, SequenceStep
 from crm.redis_conn import connect
 from crm.services import call_queue, dispatcher, lab_day, lab_series, registrations
 from crm.services.lab_day import LabDayError
@@ -19,7 +20,7 @@ from crm.services.permissions import PermissionDenied
 from crm.timeutil import to_local, utcnow
 from tests.conftest import csrf_token
 from tests.factories import person
-from tests.integration.conftest import drain, lab_afternoon
+from tests.integration.conftest import drain, lab_afternoon, saved_meanwhile
 from tests.integration.test_labs import lab_form
 from workers.queues import DEFAULT
 
@@ -186,6 +187,30 @@ def test_motivated_and_active_users_only_among_attendees(past_lab, manager_clien
     ).all()
     assert "prospect.motivated" in kinds and "prospect.active_user" in kinds
     manager_client.post(f"{url}/{attendee.id}/motive", data={"csrf_token": token, "value": "0"})
+    db.session.expire_all()
+    assert attendee.prospect.motivated_at is None
+
+
+def test_closing_or_flagging_while_someone_saves_a_person_changes_nothing(past_lab, manager_client):
+    attendee = checked_in(past_lab)
+    absent = person(past_lab, "confirmed")
+    url = f"/labs/{past_lab['lab'].id}/apres"
+    token = csrf_token(manager_client, url)
+    with saved_meanwhile(Registration, absent.id):
+        response = manager_client.post(f"{url}/clore", data={"csrf_token": token})
+    assert response.status_code == 302
+    page = html.unescape(manager_client.get(response.headers["Location"]).get_data(as_text=True))
+    assert "modifiée par quelqu'un d'autre au même instant : rien n'a été enregistré" in page
+    db.session.expire_all()
+    assert past_lab["lab"].status != "done" and absent.status == "confirmed"
+    assert rows_of(attendee, "thank_you") == []
+
+    with saved_meanwhile(Prospect, attendee.prospect_id):
+        response = manager_client.post(
+            f"{url}/{attendee.id}/motive", data={"csrf_token": token, "value": "1"}
+        )
+    page = html.unescape(manager_client.get(response.headers["Location"]).get_data(as_text=True))
+    assert "rien n'a été enregistré" in page
     db.session.expire_all()
     assert attendee.prospect.motivated_at is None
 

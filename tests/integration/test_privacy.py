@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
+import html
 import io
 import json
 import zipfile
@@ -40,6 +41,7 @@ from crm.services.prospects import ProspectError, ProspectInput, qualify, save, 
 from crm.services.registrations import register, transition
 from crm.timeutil import utcnow
 from tests.conftest import csrf_token, login
+from tests.integration.conftest import saved_meanwhile
 
 PHONE = "+33612345678"
 EMAIL = "zebulon.q@exemple.fr"
@@ -284,6 +286,21 @@ def test_saving_an_erased_person_again_is_refused(world):
         with pytest.raises(ContactTaken, match="effacement") as refused:
             update_prospect(other, ProspectInput(**{**mine, field: value}), world["source"], None)
         assert refused.value.field == field
+
+
+def test_erasing_while_someone_saves_the_person_erases_nothing(world, manager_client):
+    pid = the_person(world).id
+    token = csrf_token(manager_client, f"/prospects/{pid}/donnees-personnelles")
+    with saved_meanwhile(Prospect, pid):
+        response = manager_client.post(
+            f"/prospects/{pid}/effacement", data={"csrf_token": token, "confirm": "y"}
+        )
+    assert response.status_code == 302 and response.location.endswith(f"/prospects/{pid}")
+    page = html.unescape(manager_client.get(response.location).get_data(as_text=True))
+    assert "modifiée par quelqu'un d'autre au même instant : rien n'a été effacé" in page
+    db.session.expire_all()
+    assert db.session.get(Prospect, pid).erased_at is None
+    assert db.session.get(Prospect, pid).phone == PHONE
 
 
 def test_manager_erases_after_confirming(world, manager_client):
