@@ -1,9 +1,9 @@
 """Inbound SMS: stored raw first, then understood and acted on.
 
 `receive` inserts the message (unique on MessageSid: a message Twilio posts again is
-processed once, the second post finds the row and stops), then acts on it inside a savepoint
-and commits once: a processing failure rolls back to the savepoint, so the raw row is still
-committed, `received`, listed for a manager.
+processed once, the second post finds the row and stops), then acts on it and commits once.
+When acting fails, everything is rolled back and the raw row is committed alone, `received`,
+listed for a manager: nothing a person sends is lost.
 Acting matches the sender by normalised phone, reads the answer
 (crm.services.reply_parser), applies it through crm.services.answers and returns the short
 polite reply to send back (None: no reply). A reply that is not understood, ambiguous, or
@@ -67,13 +67,31 @@ CONFIRM_ANSWERS = {
 
 def receive(params: Mapping[str, str]) -> str | None:
     """Store the raw message and act on it in one transaction (one commit); the reply text,
-    or None (no reply, or this MessageSid was already stored)."""
-    inbound = _insert(params)
-    if inbound is None:
-        return None
-    reply = _act(inbound)
-    db.session.commit()
-    return reply
+    or None (no reply, or this MessageSid was already stored). When acting fails, the raw
+    message is committed alone, `received`, for a manager to read."""
+    for attempt in (1, 2):
+        inbound = _insert(params)
+        if inbound is None:
+            return None
+        sid = inbound.message_sid
+        try:
+            with db.session.no_autoflush:  # one write per row, at the commit
+                reply = _apply(inbound)
+            db.session.commit()
+            return reply
+        except StaleDataError:
+            # Two messages of one person processed at once changed the same registration:
+            # the other one won; read the new state and apply this one after it.
+            db.session.rollback()
+            if attempt == 2:
+                log.warning("inbound SMS %s: registration changed twice meanwhile", sid)
+        except Exception:
+            db.session.rollback()
+            log.exception("inbound SMS %s could not be processed", sid)
+            break
+    if _insert(params) is not None:
+        db.session.commit()
+    return None
 
 
 def _insert(params: Mapping[str, str]) -> InboundMessage | None:
@@ -100,27 +118,6 @@ def _insert(params: Mapping[str, str]) -> InboundMessage | None:
         db.session.rollback()
         return None
     return row
-
-
-def _act(inbound: InboundMessage) -> str | None:
-    """Apply the stored message inside a savepoint; the caller commits. On failure only the
-    savepoint is rolled back: the raw message stays `received`."""
-    sid = inbound.message_sid
-    for attempt in (1, 2):
-        try:
-            # One write per row at the savepoint's flush (the inbound row is filled in as the
-            # answer is read).
-            with db.session.begin_nested(), db.session.no_autoflush:
-                return _apply(inbound)
-        except StaleDataError:
-            # Two messages of one person processed at once changed the same registration:
-            # the other one won; read the new state and apply this one after it.
-            if attempt == 2:
-                log.warning("inbound SMS %s: registration changed twice meanwhile", sid)
-        except Exception:
-            log.exception("inbound SMS %s could not be processed", sid)
-            break
-    return None
 
 
 @dataclass(frozen=True)

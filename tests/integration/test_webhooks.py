@@ -23,7 +23,7 @@ from crm.models import (
     Sequence,
     SequenceStep,
 )
-from crm.services import answers, followups, sending
+from crm.services import answers, followups, replies, sending
 from crm.timeutil import utcnow
 from tests.factories import person
 
@@ -281,6 +281,19 @@ def test_a_processing_failure_keeps_the_raw_message(world, signed, monkeypatch):
     assert response.status_code == 200 and "<Message>" not in response.get_data(as_text=True)
     inbound = db.session.scalar(sa.select(InboundMessage))
     assert inbound.outcome == "received" and inbound.body == "oui"
+
+
+def test_a_failure_at_the_commit_keeps_the_raw_message_alone(world, signed, monkeypatch):
+    """The effects fail only when written (a constraint at the commit): everything is rolled
+    back, then the raw message is committed alone, for a manager to read."""
+    reg = person(world, allow_sms=True)
+    monkeypatch.setattr(replies, "_event", lambda *a: db.session.add(Event(kind=None)))
+    response = sms(signed, reg.prospect.phone, "oui")
+    assert response.status_code == 200 and "<Message>" not in response.get_data(as_text=True)
+    db.session.expire_all()
+    inbound = db.session.scalar(sa.select(InboundMessage))
+    assert inbound.outcome == "received" and inbound.body == "oui"
+    assert reg.status != "confirmed"
 
 
 def _second_lab(world) -> Lab:
