@@ -12,6 +12,7 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from crm.extensions import db, login_manager
+from crm.forms import parse_id
 from crm.models import User
 from crm.services.normalise import format_phone
 from crm.timeutil import format_local, format_local_time
@@ -76,10 +77,11 @@ def load_user(user_id: str) -> User | None:
     """The active user of this session, or None when the id is stale or malformed (a plain
     id from before versioning, a password changed since: the person logs in again)."""
     raw_id, sep, raw_version = (user_id or "").partition(":")
-    if not sep or not raw_id.isdigit() or not raw_version.isdigit() or len(raw_id) > 18:
+    number, version = parse_id(raw_id), parse_id(raw_version)
+    if not sep or number is None or version is None:
         return None
-    user = db.session.get(User, int(raw_id))
-    if user is None or not user.active or (user.session_version or 1) != int(raw_version):
+    user = db.session.get(User, number)
+    if user is None or not user.active or (user.session_version or 1) != version:
         return None
     return user
 

@@ -170,3 +170,17 @@ def test_password_guessing_is_slowed_down(app, client, make_user):
     # Another account from another address is not locked out by these attempts.
     other = make_user("caller")
     assert login(elsewhere, other.email).status_code == 302
+
+
+@pytest.mark.parametrize(
+    "stored", ["", "7", "abc:1", "²:1", "{id}:²", "{id}:", ":1", "9" * 19 + ":1", "{id}:2"]
+)
+def test_a_malformed_or_stale_session_id_means_logged_out(app, make_user, stored):
+    """The id Flask-Login keeps in the session is "<user id>:<session version>"; anything else
+    (a cookie from before versioning, a password changed since) logs the person out."""
+    from crm.views import load_user
+
+    user = make_user("caller")
+    with app.app_context():
+        assert load_user(stored.format(id=user.id)) is None
+        assert load_user(f"{user.id}:1").id == user.id
