@@ -32,13 +32,15 @@ def redirect_to_section(endpoint: str, anchor: str, **values: Any) -> Response:
 def shows_form_errors(context: dict[str, Any]) -> bool:
     """Whether the page being rendered shows a form's errors (the form_errors macro's rule:
     the form's own errors, or a visible field's), so that its title can say so."""
-    for value in context.values():
-        if isinstance(value, FlaskForm) and (
-            value.form_errors
-            or any(f.errors for f in value if f.type not in ("CSRFTokenField", "HiddenField"))
-        ):
-            return True
-    return False
+    forms = [v for v in context.values() if isinstance(v, FlaskForm)]
+    for value in context.values():  # a form per row (a prospect's registrations)
+        if isinstance(value, dict):
+            forms += [v for v in value.values() if isinstance(v, FlaskForm)]
+    return any(
+        form.form_errors
+        or any(f.errors for f in form if f.type not in ("CSRFTokenField", "HiddenField"))
+        for form in forms
+    )
 
 
 def public(view: F) -> F:

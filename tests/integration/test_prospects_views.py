@@ -280,7 +280,13 @@ def test_qualification_no_requires_a_reason(app, world, caller_client):
     url = f"/prospects/{world['elodie']}/qualification"
     refused = post(caller_client, url, {"qualif-qualification": "no", "qualif-reason": " "})
     assert refused.status_code == 400
-    assert "Indiquez pourquoi" in refused.get_data(as_text=True)
+    page = refused.get_data(as_text=True)
+    assert "Indiquez pourquoi" in page
+    # Mid-page, the error is announced: the title says so, and a summary right above the
+    # form takes the focus and links to the field.
+    assert "<title>Erreur : " in page
+    summary = page.split('id="erreurs-formulaire"', 1)[1].split("</div>", 1)[0]
+    assert 'href="#qualif-reason"' in summary
     with app.app_context():
         assert db.session.get(Prospect, world["elodie"]).qualification == "unknown"
     ok = post(caller_client, url, {"qualif-qualification": "no", "qualif-reason": "Pas d'usage"})
@@ -376,6 +382,18 @@ def test_legal_status_change_through_the_page(app, world, caller_client):
         assert any(kind == "reminders" for kind, _ in kinds)
 
 
+def test_a_status_form_with_an_error_is_announced_above_it(world, caller_client):
+    reg = world["reg_elodie_a"]
+    url = f"/prospects/{world['elodie']}/inscriptions/{reg}/statut"
+    data = {f"reg-{reg}-current": "confirmed", f"reg-{reg}-status": "n-importe-quoi"}
+    response = post(caller_client, url, data)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "<title>Erreur : " in page
+    summary = page.split('id="erreurs-formulaire"', 1)[1].split("</div>", 1)[0]
+    assert f'href="#reg-{reg}-status"' in summary
+
+
 def test_illegal_status_change_is_a_french_flash_and_changes_nothing(app, world, caller_client):
     reg = world["reg_elodie_a"]
     url = f"/prospects/{world['elodie']}/inscriptions/{reg}/statut"
@@ -425,7 +443,9 @@ def test_register_to_a_lab_from_the_page(app, world, caller_client):
     assert "Élodie Lefèvre était déjà inscrit·e à « Lab A »." in page
     refused = post(caller_client, f"/prospects/{world['karim']}/inscriptions", {"inscr-lab": "999"})
     assert refused.status_code == 400
-    assert "Choisissez un open lab dans la liste." in refused.get_data(as_text=True)
+    page = refused.get_data(as_text=True)
+    assert "Choisissez un open lab dans la liste." in page
+    assert "<title>Erreur : " in page and 'href="#inscr-lab"' in page
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Registration)) == 4
 
