@@ -75,7 +75,10 @@ def test_edit_renames_and_refuses_another_sources_name(app, manager_client):
 def test_a_missing_name_is_refused_in_french(manager_client):
     response = post(manager_client, "/sources/nouvelle", {"name": " ", "description": "x"})
     assert response.status_code == 400
-    assert "Saisissez le nom de la source." in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert "Saisissez le nom de la source." in html
+    summary = html.split('id="erreurs-formulaire"', 1)[1].split("</div>", 1)[0]
+    assert '<a href="#name">' in summary and "<title>Erreur : " in html
 
 
 def test_the_service_refuses_duplicates_without_http(app_ctx):
