@@ -8,6 +8,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import current_app, has_app_context
 
+# The years a date typed in the interface may fall in: wider would reach the edges of what
+# datetime and the time-zone conversion hold (year 1 minus an hour does not exist).
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+BAD_YEAR = f"Saisissez une date entre {FIRST_YEAR} et {LAST_YEAR}."
+# <input type=date> sends ISO; without a date picker people type dd/mm/yyyy.
+DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y"]
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

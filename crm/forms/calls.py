@@ -14,6 +14,7 @@ from wtforms.validators import AnyOf, Length, Optional, ValidationError
 
 from crm.models.call import CALL_OUTCOMES
 from crm.services.calls import CALLBACK_PAST
+from crm.timeutil import DATE_FORMATS
 
 
 class CallOutcomeForm(FlaskForm):
@@ -30,7 +31,7 @@ class CallOutcomeForm(FlaskForm):
     callback_date = DateField(
         "Date du rappel",
         validators=[Optional()],
-        format="%Y-%m-%d",
+        format=DATE_FORMATS,
         invalid_value_message="Date du rappel invalide : utilisez le format jj/mm/aaaa.",
     )
     callback_time = TimeField(

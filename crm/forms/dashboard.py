@@ -14,11 +14,9 @@ from crm.forms import parse_id
 from crm.forms.labs import int_or_none, options
 from crm.services.funnel import DIMENSION_LABELS, STEPS
 from crm.services.funnel_sql import PEOPLE_LISTS
+from crm.timeutil import BAD_YEAR, DATE_FORMATS, FIRST_YEAR, LAST_YEAR
 
-DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y")  # <input type=date> sends ISO; people type dd/mm/yyyy
-FIRST_YEAR, LAST_YEAR = 2000, 2100
 BAD_DATE = "Saisissez une date au format jj/mm/aaaa, par exemple 15/03/2025."
-BAD_YEAR = f"Saisissez une date entre {FIRST_YEAR} et {LAST_YEAR}."
 
 
 def parse_day(text: str) -> date:

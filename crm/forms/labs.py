@@ -27,6 +27,7 @@ from crm.services.labs import (
     TARGET_RANGE,
     overbooking_too_high,
 )
+from crm.timeutil import DATE_FORMATS
 
 
 class Required:
@@ -76,6 +77,7 @@ class LabForm(FlaskForm):
     day = DateField(
         "Date",
         validators=[Required("Saisissez la date de l'open lab.")],
+        format=DATE_FORMATS,
         invalid_value_message="Saisissez une date valide, par exemple 03/03/2026.",
     )
     start = TimeField(

@@ -15,7 +15,7 @@ from crm.models import Event, Lab, Prospect, Registration, Source, User
 from crm.models.lab import LAB_STATUSES
 from crm.models.registration import REGISTRATION_STATUSES
 from crm.services.permissions import managers_only
-from crm.timeutil import format_local, from_local, to_local
+from crm.timeutil import BAD_YEAR, FIRST_YEAR, LAST_YEAR, format_local, from_local, to_local
 
 # People who said yes to the lab: still confirmed, or already seen on the day (present or not).
 CONFIRMED_STATUSES = ("confirmed", "attended", "no_show")
@@ -105,6 +105,8 @@ def check_lab(data: LabInput, lab_id: int | None = None) -> None:
         raise LabError("Saisissez le titre de l'open lab.", "title")
     if len(data.title.strip()) > 200:
         raise LabError("Le titre ne doit pas dépasser 200 caractères.", "title")
+    if not FIRST_YEAR <= data.day.year <= LAST_YEAR:
+        raise LabError(BAD_YEAR, "day")
     if data.end <= data.start:
         raise LabError("L'heure de fin doit être après l'heure de début, le même jour.", "end")
     if not 1 <= data.capacity <= MAX_LAB_SIZE:

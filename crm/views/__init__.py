@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from flask import Flask, abort, before_render_template, g, redirect, request, session, url_for
 from flask_login import current_user, login_user
 from flask_wtf import FlaskForm
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.wrappers import Response
 
 from crm.extensions import db, login_manager
@@ -99,6 +100,25 @@ def _require_login(app: Flask) -> Any:
     return login_manager.unauthorized()
 
 
+# Twilio signs what it posts, NUL characters included: the webhooks check the signature on
+# the raw form, then drop them themselves (crm.services.replies, receipts).
+KEEPS_RAW_INPUT = frozenset({"webhooks.inbound_sms", "webhooks.delivery_status"})
+
+
+def drop_nul_characters() -> None:
+    """No one types a NUL character and PostgreSQL text cannot hold one (a write would fail
+    with the person's input lost): dropped from the query string and the form, names and
+    values, before any view reads them."""
+    if request.endpoint in KEEPS_RAW_INPUT:
+        return
+    for name in ("args", "form"):
+        data = getattr(request, name)
+        pairs = list(data.items(multi=True))
+        if any("\x00" in key or "\x00" in value for key, value in pairs):
+            clean = [(key.replace("\x00", ""), value.replace("\x00", "")) for key, value in pairs]
+            setattr(request, name, ImmutableMultiDict(clean))  # werkzeug's cached_property
+
+
 def nav_items(user: User) -> list[tuple[str, str]]:
     """The main navigation for this user's role."""
     items = [("main.home", "Accueil"), ("calls.workspace", "Appels")]
@@ -158,6 +178,7 @@ def register_views(app: Flask) -> None:
         app.register_blueprint(module.bp)
     errors.register(app)
     app.before_request(lambda: _require_login(app))
+    app.before_request(drop_nul_characters)
     app.jinja_env.filters["local_dt"] = format_local
     app.jinja_env.filters["local_dt_time"] = format_local_time
     app.jinja_env.filters["phone"] = format_phone

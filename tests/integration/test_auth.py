@@ -66,7 +66,11 @@ def test_login_and_logout(client, make_user):
 
 @pytest.mark.parametrize(
     "email,password",
-    [("manager@test.fr", "mauvais-mot-de-passe"), ("inconnu@test.fr", PASSWORD)],
+    [
+        ("manager@test.fr", "mauvais-mot-de-passe"),
+        ("inconnu@test.fr", PASSWORD),
+        ("inconnu\x00@test.fr", PASSWORD),  # NUL is dropped, never a failed database read
+    ],
 )
 def test_wrong_credentials_get_one_french_message_without_hint(client, make_user, email, password):
     make_user("manager")

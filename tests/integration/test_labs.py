@@ -47,6 +47,23 @@ def post(client, url: str, data: dict[str, str]):  # type: ignore[no-untyped-def
     return client.post(url, data={**data, "csrf_token": csrf_token(client, "/labs/")})
 
 
+def test_a_date_typed_the_french_way_is_read(app, manager_client):
+    """Without a date picker, people type 03/03/2026, as the field's hint says."""
+    response = post(manager_client, "/labs/nouveau", lab_form(day="03/03/2026"))
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(sa.select(Lab.starts_at)) == datetime(2026, 3, 3, 8, tzinfo=UTC)
+
+
+def test_nul_characters_are_dropped_from_what_is_typed(app, manager_client):
+    """No one types NUL, and PostgreSQL text cannot hold it: dropped before the view."""
+    response = post(manager_client, "/labs/nouveau", lab_form(title="Lab\x00 test", venue="\x00"))
+    assert response.status_code == 302
+    with app.app_context():
+        lab = db.session.scalar(sa.select(Lab))
+        assert (lab.title, lab.venue) == ("Lab test", "")
+
+
 def test_manager_creates_a_lab_in_paris_time(app, manager_client):
     response = post(manager_client, "/labs/nouveau", lab_form())
     assert response.status_code == 302
@@ -92,6 +109,9 @@ def test_the_target_defaults_to_30(manager_client):
         ({"title": ""}, "title", "Saisissez le titre de l'open lab."),
         ({"day": ""}, "day", "Saisissez la date de l'open lab."),
         ({"day": "31/02/2026"}, "day", "Saisissez une date valide"),
+        # Year 1 at 00:05 in Paris is before year 1 in UTC: refused, never a failed write.
+        ({"day": "0001-01-01", "start": "00:05"}, "day", "Saisissez une date entre 2000 et 2100"),
+        ({"day": "9999-12-31"}, "day", "Saisissez une date entre 2000 et 2100"),
         ({"start": "9h"}, "start", "Saisissez une heure valide"),
         ({"status": "open"}, "status", "Choisissez un statut dans la liste."),
     ],
