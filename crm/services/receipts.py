@@ -20,6 +20,8 @@ from crm.services import sending
 from crm.timeutil import utcnow
 
 RECEIPT_FIELDS = ("MessageSid", "SmsSid", "MessageStatus", "SmsStatus", "ErrorCode")
+PROVIDER_ID_MAX = 64  # Message.provider_id and EarlyReceipt.provider_id
+ERROR_CODE_MAX = 2**31 - 1  # Message.error_code: Twilio's codes have 5 digits
 EARLY_RECEIPT_DAYS = 2  # a message not recorded after two days never will be
 
 # Twilio's MessageStatus → our Message.status.
@@ -40,7 +42,11 @@ RANK = {"pending": 0, "sending": 1, "unknown": 1, "sent": 2, "delivered": 3, "fa
 
 def apply(params: Mapping[str, str]) -> str:
     """Apply one receipt; returns what happened ("updated", "ignored" or "kept for later")."""
-    sid = params.get("MessageSid") or params.get("SmsSid") or ""
+    # NUL dropped and the length bounded like the columns (the form is signed, not checked).
+    params = {key: value.replace("\x00", "") for key, value in params.items()}
+    sid = (params.get("MessageSid") or params.get("SmsSid") or "").strip()
+    if len(sid) > PROVIDER_ID_MAX:
+        return "ignored"  # no message of ours has such an id
     twilio_status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
     target = TWILIO_STATUSES.get(twilio_status)
     message = db.session.scalar(sa.select(Message).where(Message.provider_id == sid))
@@ -98,7 +104,8 @@ def apply_early() -> int:
 
 
 def _code(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
+    """Twilio's error code, or None when absent or not a plausible code."""
+    text = (value or "").strip()
+    if not text.isascii() or not text.isdigit() or int(text) > ERROR_CODE_MAX:
         return None
+    return int(text)

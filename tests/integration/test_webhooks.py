@@ -15,6 +15,7 @@ from crm.messaging import webhooks
 from crm.models import (
     CallTask,
     Consent,
+    EarlyReceipt,
     Event,
     FollowUp,
     InboundMessage,
@@ -406,6 +407,18 @@ def test_a_receipt_without_signature_or_for_an_unknown_message_changes_nothing(s
     assert receipt(client, "SM" + "9" * 32, "delivered").status_code == 204
     db.session.refresh(message)
     assert message.status == "sent"
+
+
+def test_a_malformed_receipt_field_never_loses_the_receipt(sent_sms, app):
+    """Signed, yet odd: an error code no column holds, NUL characters, an id longer than any
+    of ours. The status still moves; what cannot be read is left out."""
+    _reg, _row, message = sent_sms
+    client = app.test_client()
+    assert receipt(client, message.provider_id + "\x00", "failed", "9" * 30).status_code == 204
+    db.session.refresh(message)
+    assert (message.status, message.error_code) == ("failed", None)
+    assert receipt(client, "SM" + "7" * 100, "delivered").status_code == 204
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(EarlyReceipt)) == 0
 
 
 # --- managers' list and the development phone ------------------------------------------------
