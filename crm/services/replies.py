@@ -3,7 +3,8 @@
 `receive` inserts the message (unique on MessageSid: a message Twilio posts again is
 processed once, the second post finds the row and stops), then acts on it and commits once.
 When acting fails, everything is rolled back and the raw row is committed alone, `received`,
-listed for a manager: nothing a person sends is lost.
+listed for a manager. Only a database that cannot be written at all leaves a message unstored:
+the webhook then answers 500, which Twilio records as an error on its side.
 Acting matches the sender by normalised phone, reads the answer
 (crm.services.reply_parser), applies it through crm.services.answers and returns the short
 polite reply to send back (None: no reply). A reply that is not understood, ambiguous, or

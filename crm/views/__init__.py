@@ -184,6 +184,7 @@ def register_views(app: Flask) -> None:
     app.jinja_env.filters["phone"] = format_phone
     app.jinja_env.globals["service_name"] = "Open Lab CRM"
     app.jinja_env.globals["nav_items"] = nav_items
+    app.jinja_env.globals["simulator_available"] = replies.simulator_available
 
     @before_render_template.connect_via(app)
     def flag_form_errors(_app: Flask, template: Any, context: dict[str, Any], **_: Any) -> None:

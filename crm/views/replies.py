@@ -73,13 +73,17 @@ def handled(inbound_id: int) -> BaseResponse:
 # --- Development: the simulated phone ---------------------------------------------------------
 
 
-def _simulator_available() -> bool:
-    return current_app.config.get("SMS_BACKEND") == "outbox"
+def simulator_available() -> bool:
+    """Outside production only: the simulated phone posts signed replies in a person's name
+    (a "STOP", a "OUI"), which no one may do on a server holding real people's records, even
+    one whose SMS stay in the outbox (a staging server)."""
+    config = current_app.config
+    return config.get("SMS_BACKEND") == "outbox" and config.get("CRM_ENV") != "production"
 
 
 @bp.route("/prospects/<int:prospect_id>/telephone-simule", methods=["GET", "POST"])
 def simulated_phone(prospect_id: int) -> str | tuple[str, int] | BaseResponse:
-    if not _simulator_available():
+    if not simulator_available():
         abort(404)
     prospect = db.get_or_404(Prospect, prospect_id)
     if not prospect.phone:

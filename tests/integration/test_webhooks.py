@@ -478,14 +478,21 @@ def test_the_simulated_phone_posts_to_the_real_webhook(world, app, monkeypatch):
     assert inbound.message_sid.startswith("SMsimule")
 
 
-def test_the_simulated_phone_does_not_exist_with_twilio(world, app, monkeypatch):
+@pytest.mark.parametrize("setting,value", [("SMS_BACKEND", "twilio"), ("CRM_ENV", "production")])
+def test_the_simulated_phone_exists_only_in_development_with_the_outbox(
+    world, app, monkeypatch, setting, value
+):
+    """In production, even with the outbox (a staging server), no one may post replies in a
+    person's name."""
     from tests.conftest import login
 
-    monkeypatch.setitem(app.config, "SMS_BACKEND", "twilio")
+    monkeypatch.setitem(app.config, setting, value)
     reg = person(world, allow_sms=True)
     client = app.test_client()
     assert login(client, "alice@test.fr", "x" * 12).status_code == 302
     assert client.get(f"/prospects/{reg.prospect_id}/telephone-simule").status_code == 404
+    page = client.get(f"/prospects/{reg.prospect_id}").get_data(as_text=True)
+    assert "Téléphone simulé" not in page
 
 
 def test_a_registration_changed_meanwhile_is_read_again_and_the_reply_applied(
