@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from rq import Queue
 from rq.exceptions import DuplicateJobError
-from rq.job import Job
 
 from crm.redis_conn import get_redis
 
@@ -35,16 +32,3 @@ def enqueue_once(name: str, func: str, *args: Any, job_id: str, **kwargs: Any) -
     except DuplicateJobError:
         return False
     return True
-
-
-def enqueue_at(
-    when: datetime, func: str | Callable[..., Any], *args: Any, queue: str = DEFAULT, **kwargs: Any
-) -> Job:
-    """Schedule a job at an aware datetime, sent to RQ in UTC.
-
-    RQ reads a naive datetime as the server's local time and gets daylight saving wrong:
-    refuse it rather than guess.
-    """
-    if when.tzinfo is None:
-        raise ValueError("naive datetime refused: schedule jobs with an aware UTC datetime")
-    return get_queue(queue).enqueue_at(when.astimezone(UTC), func, *args, **kwargs)

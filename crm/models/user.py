@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
 from crm.extensions import db
 from crm.models.base import enum_check
@@ -30,9 +30,6 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Part of the session's id: bumped on a password change, it signs out every session.
     session_version: Mapped[int] = mapped_column(default=1, server_default="1")
-
-    def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, render_template, request
 from flask_login import current_user
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -18,7 +18,6 @@ from crm.services import audit, exports
 from crm.services import funnel_export as fx
 from crm.services.funnel import DIMENSION_LABELS, STEP_LABELS, STEPS
 from crm.services.funnel_sql import PEOPLE_LISTS
-from crm.views import roles_required
 
 bp = Blueprint("dashboard", __name__, url_prefix="/tableau-de-bord")
 Page = str | tuple[str, int] | Response | BaseResponse
@@ -51,13 +50,6 @@ def index() -> Page:
     filters = _filters(form)
     board = fx.build(current_user, filters, _chosen_lab(filters))
     return render_template("dashboard/index.html", form=form, board=board, **_labels())
-
-
-@bp.get("/labs/<int:lab_id>")
-@roles_required("manager", "admin")
-def lab(lab_id: int) -> BaseResponse:
-    db.get_or_404(Lab, lab_id)
-    return redirect(url_for(".index", lab=lab_id, _anchor="prevision"))
 
 
 @bp.get("/personnes")

@@ -79,7 +79,6 @@ ACCESS: dict[str, frozenset[str]] = {
     "dashboard.people": STAFF,  # a caller sees their own people (tested below)
     "dashboard.export": STAFF,  # the caller's own tables; the lab tables are managers' (below)
     # Managers and admins.
-    "dashboard.lab": MANAGERS,
     "labs.create": MANAGERS,
     "labs.edit": MANAGERS,
     "labs.export": MANAGERS,

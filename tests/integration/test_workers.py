@@ -5,15 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
-
-import pytest
-from rq.registry import ScheduledJobRegistry
 
 from crm.services import dispatcher
-from workers.queues import DEFAULT, DISPATCH, QUEUE_NAMES, enqueue_at, get_queue
+from workers.queues import DISPATCH, QUEUE_NAMES, get_queue
 
 BIN = Path(sys.executable).parent
 
@@ -42,15 +37,3 @@ def test_dispatcher_job_runs_in_a_real_worker(app, database_url, redis_url, tmp_
         assert job.get_status() == "finished", result.stderr
         assert dispatcher.last_run() is not None
         assert job.return_value()["enqueued"] == 0
-
-
-def test_jobs_are_enqueued_with_aware_utc_datetimes_only(app):
-    with app.app_context():
-        with pytest.raises(ValueError, match="naive"):
-            enqueue_at(datetime(2026, 3, 29, 2, 30), "workers.jobs.dispatch_due")
-        # 03:30 in Paris on the night clocks go forward is 01:30 UTC.
-        paris = datetime(2026, 3, 29, 3, 30, tzinfo=ZoneInfo("Europe/Paris"))
-        job = enqueue_at(paris, "workers.jobs.dispatch_due")
-        registry = ScheduledJobRegistry(queue=get_queue(DEFAULT))
-        scheduled = registry.get_scheduled_time(job)
-        assert scheduled == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
