@@ -82,9 +82,11 @@ def _prepare(offer: PlaceOffer, channel: str, expires_at: datetime) -> Message:
     fields["echeance"] = format_local(expires_at, with_day=True)
     if channel == "sms":
         return prepare_sms(
-            str(prospect.phone), sequences.render(SMS_TEXT, fields), prospect_id=prospect.id
+            str(prospect.phone),
+            sequences.render(sequences.with_sender(SMS_TEXT), fields),
+            prospect_id=prospect.id,
         )
-    body = sequences.render(EMAIL_TEXT, fields)
+    body = sequences.render(sequences.with_sender(EMAIL_TEXT), fields)
     return prepare_email(
         str(prospect.email),
         sequences.render(EMAIL_SUBJECT, fields),

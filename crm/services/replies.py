@@ -189,12 +189,14 @@ def _apply(inbound: InboundMessage) -> str | None:
         prospect.last_person_contact_at = now
     if answer is Reply.OPT_OUT:
         changed = answers.opt_out(prospect, "sms", ("sms",), basis=inbound.body[:200])
-        return _applied(inbound, "SMS refusés (STOP).", TEXTS["opted_out"] if changed else None)
+        text = sequences.with_sender(TEXTS["opted_out"]) if changed else None
+        return _applied(inbound, "SMS refusés (STOP).", text)
     if answer is Reply.OPT_IN:
         answers.opt_in_sms(prospect, basis=inbound.body[:200])
-        return _applied(inbound, "SMS acceptés de nouveau (START).", TEXTS["opted_in"])
+        text = sequences.with_sender(TEXTS["opted_in"])
+        return _applied(inbound, "SMS acceptés de nouveau (START).", text)
     if answer is Reply.HELP:
-        return _applied(inbound, "Aide envoyée.", TEXTS["help"])
+        return _applied(inbound, "Aide envoyée.", sequences.with_sender(TEXTS["help"]))
     target = target_registration(waiting, now)
     registration = target.registration
     if registration is not None:
@@ -216,7 +218,8 @@ def _apply(inbound: InboundMessage) -> str | None:
     except registrations.TransitionError as exc:
         _to_read(inbound, registration, str(exc))
         return None
-    return _applied(inbound, note, sequences.render(text, fields), registration)
+    reply = sequences.render(sequences.with_sender(text), fields)
+    return _applied(inbound, note, reply, registration)
 
 
 def _applied(

@@ -19,7 +19,6 @@ from datetime import time
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from crm.extensions import db
 from crm.messaging.encoding import sms_info
@@ -28,7 +27,7 @@ from crm.models.followup import SEQUENCE_KIND_LABELS, STEP_CHANNELS
 from crm.services import followups, sequences
 from crm.services.followups import live_steps
 from crm.services.permissions import managers_only
-from crm.services.sequences import DAY, FIELDS
+from crm.services.sequences import DAY, DEFAULT_SENDER_NAME, FIELDS
 from crm.timeutil import to_local, utcnow
 
 MAX_DAYS = 90
@@ -39,7 +38,6 @@ EVENT_KIND = "sequence.changed"
 EXAMPLE_NAME = ("Camille", "Martin")
 EXAMPLE_REGISTRATION_ID = 100_000  # a realistic length for the signed link of the example
 STEP_FIELDS = ("channel", "offset_minutes", "day_time", "subject", "body")
-DEFAULT_SENDER_NAME = "Open Lab"  # CRM_SENDER_NAME: "l'équipe Open Lab" signs the defaults
 
 
 class EditError(ValueError):
@@ -355,7 +353,7 @@ def _locked(step_id: int) -> SequenceStep:
 def errors_for(lab: Lab, kind: str, data: StepInput, one_way_sender: str | None) -> dict[str, str]:
     """step_errors with this lab's example fields and start time (data already normalised)."""
     sample, start = example_fields(lab), lab_start_time(lab)
-    sender_name = current_app.config.get("CRM_SENDER_NAME") or DEFAULT_SENDER_NAME
+    sender_name = sequences.sender_name()
     return step_errors(
         kind,
         data,

@@ -27,7 +27,9 @@ DAY = 24 * 60
 LINK_SALT = "registration-link"
 FIELDS = ("prenom", "nom", "lab", "date", "heure", "lieu", "lien")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-SIGNATURE = "l'équipe Open Lab"
+# The sender named by the shipped texts ("l'équipe Open Lab"); CRM_SENDER_NAME replaces it.
+DEFAULT_SENDER_NAME = "Open Lab"
+SIGNATURE = f"l'équipe {DEFAULT_SENDER_NAME}"
 
 
 class TemplateError(ValueError):
@@ -114,6 +116,16 @@ DEFAULTS: dict[str, tuple[str, list[StepSpec]]] = {
 }
 
 
+def sender_name() -> str:
+    return (current_app.config.get("CRM_SENDER_NAME") or DEFAULT_SENDER_NAME).strip()
+
+
+def with_sender(text: str) -> str:
+    """A shipped text (default steps, SMS replies, place offers) naming the configured sender,
+    before its fields are filled in (a lab's title is never rewritten)."""
+    return text.replace(DEFAULT_SENDER_NAME, sender_name())
+
+
 def sequence_for(kind: str, lab_id: int | None) -> Sequence:
     """The lab's own sequence of that kind if it has one, else the default (created once)."""
     if kind not in DEFAULTS:
@@ -146,8 +158,8 @@ def default_sequence(kind: str) -> Sequence:
                 channel=spec.channel,
                 offset_minutes=spec.offset_minutes,
                 day_time=spec.day_time,
-                subject=spec.subject,
-                body=spec.body,
+                subject=with_sender(spec.subject),
+                body=with_sender(spec.body),
             )
         )
     db.session.add(sequence)

@@ -249,6 +249,24 @@ def test_help_says_who_writes_and_how_to_stop(world, signed):
     assert reg.status == "to_contact"
 
 
+def test_the_configured_sender_signs_replies_and_default_messages(world, signed, app, monkeypatch):
+    """CRM_SENDER_NAME names the team in the shipped texts, not "Open Lab" (the editor
+    requires that name in every template, so the defaults must carry it too)."""
+    monkeypatch.setitem(app.config, "CRM_SENDER_NAME", "Mairie de Lyon")
+    db.session.execute(sa.delete(SequenceStep))
+    db.session.execute(sa.delete(Sequence))
+    db.session.commit()
+    reg = person(world, allow_sms=True)
+    body = sms(signed, reg.prospect.phone, "aide").get_data(as_text=True)
+    assert "Mairie de Lyon" in body and "Open Lab" not in body
+    body = sms(signed, reg.prospect.phone, "oui").get_data(as_text=True)
+    assert "L'équipe Mairie de Lyon" in body.replace("&#39;", "'")
+    messages = db.session.scalars(
+        sa.select(SequenceStep.body).where(SequenceStep.channel.in_(("sms", "email")))
+    ).all()
+    assert messages and all("Mairie de Lyon" in t and "Open Lab" not in t for t in messages)
+
+
 def test_a_message_not_understood_becomes_a_task_to_read_and_changes_nothing(world, signed):
     reg = person(world, allow_sms=True)
     body = sms(signed, reg.prospect.phone, "C'est où exactement ? Il y a un parking ?")
