@@ -24,7 +24,8 @@ from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.exc import StaleDataError
 
 from crm.extensions import db
-from crm.models import Event, FollowUp, InboundMessage, Lab, Prospect, Registration
+from crm.models import Event, FollowUp, InboundMessage, Lab, Prospect, Registration, User
+from crm.models.inbound import INBOUND_TO_HANDLE
 from crm.services import answers, call_queue, registrations, sequences
 from crm.services.normalise import normalise_phone
 from crm.services.reply_parser import Reply, understand
@@ -220,6 +221,26 @@ def _apply(inbound: InboundMessage) -> str | None:
         return None
     reply = sequences.render(sequences.with_sender(text), fields)
     return _applied(inbound, note, reply, registration)
+
+
+def mark_handled(inbound: InboundMessage, actor: User) -> bool:
+    """A manager read a message that needed a person (not understood, unknown number...): it
+    leaves the list, and the person's timeline says who read it. False when it was not
+    waiting for anyone. The caller commits."""
+    if inbound.outcome not in INBOUND_TO_HANDLE:
+        return False
+    inbound.outcome, inbound.handled_by_id = "read", actor.id
+    db.session.add(
+        Event(
+            kind="reply.handled",
+            actor_id=actor.id,
+            prospect_id=inbound.prospect_id,
+            registration_id=inbound.registration_id,
+            reason="SMS lu et traité",
+            data={"inbound_id": inbound.id},
+        )
+    )
+    return True
 
 
 def _applied(

@@ -28,6 +28,7 @@ KIND_LABELS = {
     "message.failed": "Message non envoyé",
     "message.received": "Message reçu",
     "reply.received": "SMS reçu",
+    "reply.handled": "SMS lu par l'équipe",
     "followup.reviewed": "Envoi vérifié",
     "consent.changed": "Autorisation de contact",
     "waitlist.offer": "Place libérée proposée",

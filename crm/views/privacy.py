@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.wrappers import Response
-from wtforms import BooleanField
-from wtforms.validators import DataRequired
 
 from crm.extensions import db
+from crm.forms.privacy import EraseForm
 from crm.models import Prospect
 from crm.services import audit, audit_display, erasure, retention, subject_export
 from crm.views import roles_required
@@ -19,13 +17,6 @@ from crm.views import roles_required
 bp = Blueprint("privacy", __name__)
 MANAGERS = ("manager", "admin")
 AUDIT_PER_PAGE = 50
-
-
-class EraseForm(FlaskForm):
-    confirm = BooleanField(
-        "Je confirme l'effacement définitif des données personnelles de cette personne",
-        validators=[DataRequired("Cochez la case pour confirmer l'effacement.")],
-    )
 
 
 @bp.get("/prospects/<int:prospect_id>/donnees-personnelles")

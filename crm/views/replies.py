@@ -9,33 +9,18 @@ from xml.etree import ElementTree
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
-from wtforms import TextAreaField
-from wtforms.validators import DataRequired, Length
 
 from crm.extensions import db
+from crm.forms.replies import HandledForm, SimulatedReplyForm
 from crm.messaging import webhooks
 from crm.models import InboundMessage, Message, Prospect
 from crm.models.inbound import INBOUND_TO_HANDLE
+from crm.services import replies
 from crm.services.reply_parser import LABELS
 from crm.views import roles_required
 
 bp = Blueprint("replies", __name__)
-
-
-class HandledForm(FlaskForm):
-    """Only the CSRF token."""
-
-
-class SimulatedReplyForm(FlaskForm):
-    body = TextAreaField(
-        "Votre réponse",
-        validators=[
-            DataRequired("Écrivez un message."),
-            Length(max=1600, message="Un SMS ne dépasse pas 1 600 caractères."),
-        ],
-    )
 
 
 @bp.get("/reponses/")
@@ -63,8 +48,7 @@ def index() -> str:
 @roles_required("manager", "admin")
 def handled(inbound_id: int) -> BaseResponse:
     inbound = db.get_or_404(InboundMessage, inbound_id)
-    if HandledForm().validate_on_submit() and inbound.outcome in INBOUND_TO_HANDLE:
-        inbound.outcome, inbound.handled_by_id = "read", current_user.id
+    if HandledForm().validate_on_submit() and replies.mark_handled(inbound, current_user):
         db.session.commit()
         flash("Message marqué comme traité.", "success")
     return redirect(url_for(".index"))

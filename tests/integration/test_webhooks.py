@@ -469,6 +469,12 @@ def test_managers_see_what_needs_a_person_and_mark_it_handled(world, app, signed
     assert response.status_code == 302
     db.session.refresh(unknown)
     assert unknown.outcome == "read" and unknown.handled_by_id is not None
+    handled = db.session.scalar(sa.select(Event).where(Event.kind == "reply.handled"))
+    assert handled.actor_id == unknown.handled_by_id and handled.data == {"inbound_id": unknown.id}
+    # Marked twice (two managers at once, a page left open): once.
+    client.post(f"/reponses/{unknown.id}/traite", data={"csrf_token": token})
+    kinds = db.session.scalars(sa.select(Event.kind).where(Event.kind == "reply.handled")).all()
+    assert kinds == ["reply.handled"]
     caller = app.test_client()
     assert login(caller, "alice@test.fr", "x" * 12).status_code == 302
     assert caller.get("/reponses/").status_code == 403
