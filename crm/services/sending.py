@@ -1,4 +1,5 @@
-"""The send job's logic and the sending rules, checked at send time in one place.
+"""The send job's logic: the sending rules (crm.services.send_rules) checked at send time,
+in one place, against what the database holds.
 
 `send(followup_id)` runs in an RQ worker (workers.jobs.send_followup) and is safe to run
 twice: it acts only on a row in `queued`, moves it with conditional UPDATEs, and commits the
@@ -33,83 +34,30 @@ from crm.messaging.sms import can_look_up, current_sender, deliver_sms, find_sen
 from crm.models import Event, FollowUp, Message, Registration, SequenceStep
 from crm.models.followup import SEQUENCE_KIND_LABELS
 from crm.redis_conn import get_redis
-from crm.services import call_queue, prospects, registrations, sequences, waitlist
-from crm.services.window import Window, is_open, next_opening, send_window
+from crm.services import call_queue, prospects, sequences, waitlist
+from crm.services.send_rules import (
+    permission_refusal,
+    pressure_refusal,
+    quiet_refusal,
+    relevance_refusal,
+    retry_at,
+    window_move,
+)
+from crm.services.window import send_window
 from crm.timeutil import UTCDateTime, utcnow
 
 MAX_RETRIES = 3  # "retry later" errors: at most 3 more attempts after the first
-BACKOFF = timedelta(minutes=5)  # then 20, 80 (×4 each time): RETRY_BACKOFF_SECONDS
 # After the provider took a message, recording it waits this long for a database that
 # went away (seconds between tries, about a minute in all): the alternative is a row left
 # `sending`, which goes to review although it was sent.
 DB_RETRY_PAUSES = (0.5, 1, 2, 4, 8, 15, 15, 15)
-WAITING = {
-    "invitation": registrations.WAITING,
-    "reminders": frozenset({"confirmed"}),
-    "thank_you": frozenset({"attended"}),
-}
-STATUS_REFUSALS = {
-    "declined": "La personne a décliné l'invitation.",
-    "cancelled": "L'inscription est annulée.",
-    "disqualified": "La personne est hors cible.",
-    "confirmed": "La personne a déjà confirmé sa venue.",
-}
 LOOKUP_MARGIN = timedelta(minutes=5)  # clocks differ: the provider's creation time may be earlier
 CHANNEL_FIELDS = {"sms": ("allow_sms", "phone"), "email": ("allow_email", "email")}
-CHANNEL_TEXTS = {"sms": "les SMS", "email": "les e-mails", "call": "les appels"}
 PAUSED_REASON = "Envois suspendus pour cet open lab."
 INTERRUPTED_REASON = "Envoi interrompu : à vérifier."
 FOUND_REASON = "Envoyé : l'opérateur l'avait reçu malgré le délai dépassé."
 NOT_FOUND_ERROR = "L'opérateur n'avait pas reçu ce SMS (vérifié) : il est renvoyé."
 BLOCKED_REASON = "L'opérateur refuse les SMS vers ce numéro : appel uniquement."
-
-
-# --- Pure rules (table-tested) --------------------------------------------------------------
-
-
-def relevance_refusal(kind: str, status: str, lab_started: bool, lab_full: bool) -> str | None:
-    """Why this sequence's message is no longer relevant for the registration, or None."""
-    if kind in ("invitation", "reminders") and lab_started:
-        return "Le lab a déjà commencé."
-    if status not in WAITING[kind]:
-        return STATUS_REFUSALS.get(status, f"L'inscription n'attend plus ce message ({status}).")
-    if kind == "invitation" and lab_full:
-        return "Le lab est complet."
-    return None
-
-
-def permission_refusal(
-    channel: str, allowed: bool, address: str | None, phone_invalid: bool = False
-) -> str | None:
-    if not allowed:
-        return f"La personne n'a pas autorisé {CHANNEL_TEXTS[channel]}."
-    if not address:
-        if phone_invalid:
-            return "Le numéro de téléphone est invalide."
-        return "Coordonnée absente pour ce canal."
-    return None
-
-
-def pressure_refusal(sent_recently: int, cap: int, days: int) -> str | None:
-    if sent_recently >= cap:
-        return f"Plafond atteint : {sent_recently} messages automatiques en {days} jours."
-    return None
-
-
-def quiet_refusal(declined_at: datetime | None, now: datetime, days: int) -> str | None:
-    if declined_at is not None and declined_at > now - timedelta(days=days):
-        return f"La personne a décliné une invitation il y a moins de {days} jours."
-    return None
-
-
-def window_move(now: datetime, window: Window) -> datetime | None:
-    """None when `now` is inside the send window, else the next opening."""
-    return None if is_open(now, window) else next_opening(now, window)
-
-
-def retry_at(now: datetime, attempts: int, window: Window, first: timedelta = BACKOFF) -> datetime:
-    delay = first * 4 ** max(attempts - 1, 0)
-    return next_opening(now + delay, window)
 
 
 # --- Checks against the database -------------------------------------------------------------

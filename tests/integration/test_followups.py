@@ -218,8 +218,8 @@ def test_pressure_cap_counts_sent_messages_across_labs(world, open_window, app, 
 
 
 def test_outside_the_window_the_row_is_rescheduled(world, monkeypatch):
-    monkeypatch.setattr("crm.services.sending.is_open", lambda now, w: False)
-    monkeypatch.setattr("crm.services.sending.next_opening", lambda now, w: now + timedelta(1))
+    monkeypatch.setattr("crm.services.send_rules.is_open", lambda now, w: False)
+    monkeypatch.setattr("crm.services.send_rules.next_opening", lambda now, w: now + timedelta(1))
     reg = reachable(world)
     row = due_now(step_row(reg, "invitation", "sms"))
     assert sending.send(row.id) == "scheduled"

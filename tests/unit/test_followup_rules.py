@@ -1,4 +1,4 @@
-"""Table tests of the sending rules (crm.services.sending) and step timing (followups)."""
+"""Table tests of the sending rules (crm.services.send_rules) and step timing (followups)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from crm.messaging.encoding import sms_info
 from crm.models import SequenceStep
 from crm.services.followups import step_due
-from crm.services.sending import (
+from crm.services.send_rules import (
     permission_refusal,
     pressure_refusal,
     quiet_refusal,
