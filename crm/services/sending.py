@@ -43,7 +43,7 @@ from crm.services.send_rules import (
     retry_at,
     window_move,
 )
-from crm.services.window import send_window
+from crm.services.window import Window, send_window
 from crm.timeutil import UTCDateTime, utcnow
 
 MAX_RETRIES = 3  # "retry later" errors: at most 3 more attempts after the first
@@ -360,13 +360,21 @@ def _retry_or_review(row: FollowUp, error: SendError) -> None:
     """The provider could not be asked about a send in doubt: ask again later, a few times,
     then leave it to a manager; never send blind."""
     attempts = row.attempts + 1
-    if attempts <= MAX_RETRIES:
-        due = retry_at(utcnow(), attempts, send_window(row.registration.lab), _backoff())
+    due = _next_try(attempts, send_window(row.registration.lab), _backoff())
+    if due is not None:
         values = {"status": "scheduled", "due_at": due, "queued_at": None}
         reason = f"Vérification auprès de l'opérateur impossible : {error}"
     else:
         values, reason = {"status": "unknown"}, f"Envoi peut-être effectué : {error}"
     _move(row, "queued", attempts=attempts, reason=reason, **values)
+
+
+def _next_try(attempts: int, window: Window, delay: timedelta) -> datetime | None:
+    """When to try again after `attempts` tries (the delay ×4 each time, moved into the send
+    window), or None: MAX_RETRIES more tries were made, the row is given up."""
+    if attempts > MAX_RETRIES:
+        return None
+    return retry_at(utcnow(), attempts, window, delay)
 
 
 def _backoff() -> timedelta:
@@ -383,19 +391,22 @@ def _lookup_delay() -> timedelta:
 def record_failure(row: FollowUp, error: SendError) -> None:
     """The effect of each kind of provider failure (at send time the row is in `sending`;
     from a delivery receipt it is `sent`); commits."""
-    registration, now = row.registration, utcnow()
+    registration = row.registration
     message = db.session.get(Message, row.message_id) if row.message_id else None
     row.attempts += 1
     window = send_window(registration.lab)
-    if error.maybe_sent and row.attempts <= MAX_RETRIES and can_look_up():
+    if error.maybe_sent:
         # The next try asks the provider first (_settled_with_provider): never a blind resend.
-        row.status, row.reason = "scheduled", f"À vérifier auprès de l'opérateur : {error}"
-        row.due_at, row.queued_at = retry_at(now, row.attempts, window, _lookup_delay()), None
+        due = _next_try(row.attempts, window, _lookup_delay()) if can_look_up() else None
+        reason = f"À vérifier auprès de l'opérateur : {error}"
+    else:
+        retryable = error.kind in errors.RETRYABLE_KINDS
+        due = _next_try(row.attempts, window, _backoff()) if retryable else None
+        reason = f"Nouvel essai prévu : {error}"
+    if due is not None:
+        row.status, row.reason, row.due_at, row.queued_at = "scheduled", reason, due, None
     elif error.maybe_sent:
         row.status, row.reason = "unknown", f"Envoi peut-être effectué : {error}"
-    elif error.kind in errors.RETRYABLE_KINDS and row.attempts <= MAX_RETRIES:
-        row.status, row.reason = "scheduled", f"Nouvel essai prévu : {error}"
-        row.due_at, row.queued_at = retry_at(now, row.attempts, window, _backoff()), None
     else:
         row.status, row.reason = "failed", str(error)
         _failure_effects(registration, error)
