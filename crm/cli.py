@@ -11,10 +11,10 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from crm.forms import parse_id
 from crm.models.user import ROLES
 from crm.services import demo
 from crm.services.accounts import AccountError, create_user
+from crm.services.normalise import parse_id
 
 crm_cli = AppGroup("crm", help="Commandes d'administration d'Open Lab CRM.")
 

@@ -10,10 +10,10 @@ from wtforms import Field, SelectField
 from wtforms.validators import ValidationError
 from wtforms.widgets import DateInput
 
-from crm.forms import parse_id
 from crm.forms.labs import int_or_none, options
 from crm.services.funnel import DIMENSION_LABELS, STEPS
 from crm.services.funnel_sql import PEOPLE_LISTS
+from crm.services.normalise import parse_id
 from crm.timeutil import BAD_YEAR, DATE_FORMATS, FIRST_YEAR, LAST_YEAR
 
 BAD_DATE = "Saisissez une date au format jj/mm/aaaa, par exemple 15/03/2025."

@@ -1,4 +1,5 @@
-"""Normalisation of contact data: phones in E.164, e-mails, and the search key."""
+"""Normalisation of what people and providers send: phones in E.164, e-mails, the search key,
+record numbers."""
 
 from __future__ import annotations
 
@@ -13,6 +14,18 @@ DEFAULT_REGION = "FR"
 # such as 0690 12 34 56 only parses with the right one.
 _OVERSEAS_REGIONS = ("GP", "MQ", "GF", "RE", "YT", "PM", "BL", "MF", "NC", "PF", "WF")
 _PHONE_CHARS = re.compile(r"[+(]?\d[\d\s.\-()/]{7,}\d")
+
+
+MAX_ID_DIGITS = 18  # a 64-bit integer column holds any 18-digit number
+
+
+def parse_id(raw: object) -> int | None:
+    """A record number (or any count) from a URL, a hidden field or a provider's form, or
+    None: ASCII digits only (`isdigit` alone accepts "²", which `int` refuses), at most 18."""
+    text = "" if raw is None else str(raw).strip()
+    if not text.isascii() or not text.isdigit() or len(text) > MAX_ID_DIGITS:
+        return None
+    return int(text)
 
 
 def normalise_phone(raw: str | None) -> str | None:

@@ -17,6 +17,7 @@ from crm.extensions import db
 from crm.messaging.errors import error_for_code
 from crm.models import EarlyReceipt, FollowUp, Message
 from crm.services import sending
+from crm.services.normalise import parse_id
 from crm.timeutil import utcnow
 
 RECEIPT_FIELDS = ("MessageSid", "SmsSid", "MessageStatus", "SmsStatus", "ErrorCode")
@@ -105,7 +106,5 @@ def apply_early() -> int:
 
 def _code(value: str | None) -> int | None:
     """Twilio's error code, or None when absent or not a plausible code."""
-    text = (value or "").strip()
-    if not text.isascii() or not text.isdigit() or int(text) > ERROR_CODE_MAX:
-        return None
-    return int(text)
+    code = parse_id(value)
+    return code if code is not None and code <= ERROR_CODE_MAX else None

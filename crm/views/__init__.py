@@ -11,11 +11,11 @@ from flask_login import current_user, login_user
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.wrappers import Response
+from wtforms import Field
 
 from crm.extensions import db, login_manager
-from crm.forms import parse_id
 from crm.models import User
-from crm.services.normalise import format_phone
+from crm.services.normalise import format_phone, parse_id
 from crm.timeutil import format_local, format_local_time
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,18 +30,19 @@ def redirect_to_section(endpoint: str, anchor: str, **values: Any) -> Response:
     return redirect(url_for(endpoint, _anchor=anchor, **values))
 
 
+def fields_in_error(form: FlaskForm) -> list[Field]:
+    """The fields whose errors a person can see and fix (not the hidden ones): listed by the
+    form_errors macro, and what makes a page's title say "Erreur"."""
+    return [f for f in form if f.errors and f.type not in ("CSRFTokenField", "HiddenField")]
+
+
 def shows_form_errors(context: dict[str, Any]) -> bool:
-    """Whether the page being rendered shows a form's errors (the form_errors macro's rule:
-    the form's own errors, or a visible field's), so that its title can say so."""
+    """Whether the page being rendered shows a form's errors, so that its title can say so."""
     forms = [v for v in context.values() if isinstance(v, FlaskForm)]
     for value in context.values():  # a form per row (a prospect's registrations)
         if isinstance(value, dict):
             forms += [v for v in value.values() if isinstance(v, FlaskForm)]
-    return any(
-        form.form_errors
-        or any(f.errors for f in form if f.type not in ("CSRFTokenField", "HiddenField"))
-        for form in forms
-    )
+    return any(form.form_errors or fields_in_error(form) for form in forms)
 
 
 def public(view: F) -> F:
@@ -184,6 +185,7 @@ def register_views(app: Flask) -> None:
     app.jinja_env.filters["phone"] = format_phone
     app.jinja_env.globals["service_name"] = "Open Lab CRM"
     app.jinja_env.globals["nav_items"] = nav_items
+    app.jinja_env.globals["fields_in_error"] = fields_in_error
     app.jinja_env.globals["simulator_available"] = replies.simulator_available
 
     @before_render_template.connect_via(app)

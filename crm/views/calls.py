@@ -11,11 +11,11 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.wrappers import Response
 
 from crm.extensions import db
-from crm.forms import parse_id
 from crm.forms.calls import CallOutcomeForm, NextCallForm, SkipForm
 from crm.models import CallTask, Lab, Registration
 from crm.models.call import CALL_OUTCOME_LABELS
 from crm.services import call_queue, caller_stats, calls, timeline
+from crm.services.normalise import parse_id
 from crm.services.window import call_window
 from crm.timeutil import from_local
 
