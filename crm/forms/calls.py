@@ -14,7 +14,7 @@ from wtforms.validators import AnyOf, Length, Optional, ValidationError
 
 from crm.models.call import CALL_OUTCOMES
 from crm.services.calls import CALLBACK_PAST
-from crm.timeutil import DATE_FORMATS
+from crm.timeutil import DATE_FORMATS, FIRST_YEAR
 
 
 class CallOutcomeForm(FlaskForm):
@@ -52,7 +52,7 @@ class CallOutcomeForm(FlaskForm):
     def validate_callback_date(self, field: Field) -> None:
         # Year 1 would overflow the time-zone conversion before the service could refuse it
         # as past; every other date is the service's to judge (crm.services.calls).
-        if field.data is not None and field.data.year < 1900:
+        if field.data is not None and field.data.year < FIRST_YEAR:
             raise ValidationError(CALLBACK_PAST)
 
 

@@ -42,6 +42,10 @@ class LabDayError(ValueError):
     """The action is not possible now; the message is in French for the interface."""
 
 
+# A next lab people can still be registered in: not over, not closed.
+INVITABLE_STATUSES = ("draft", "recruiting")
+
+
 @dataclass(frozen=True)
 class Closing:
     no_shows: int
@@ -135,7 +139,7 @@ def queue_missed_invitations(now: datetime) -> int:
             .where(
                 Lab.status == "done",
                 following.starts_at > now,
-                following.status.in_(("draft", "recruiting")),
+                following.status.in_(INVITABLE_STATUSES),
                 missing.exists(),
             )
         )
@@ -152,7 +156,7 @@ def next_lab_candidates(lab: Lab) -> list[Lab]:
         .where(
             Lab.id != lab.id,
             Lab.starts_at > lab.ends_at,
-            Lab.status.in_(("draft", "recruiting")),
+            Lab.status.in_(INVITABLE_STATUSES),
         )
         .order_by(Lab.starts_at)
     )
@@ -233,7 +237,7 @@ def _next_lab_open(lab: Lab) -> Lab | None:
     following = lab.next_lab
     if following is None or following.starts_at <= utcnow():
         return None
-    return following if following.status in ("draft", "recruiting") else None
+    return following if following.status in INVITABLE_STATUSES else None
 
 
 def invite_late_attendee(registration: Registration, actor: User | None) -> bool:
