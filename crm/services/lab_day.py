@@ -36,14 +36,12 @@ RETURNING_RANK = -1  # before everyone else (0) in the callers' queue
 INVITE_JOB = "workers.jobs.invite_to_next_lab"
 NO_SHOW_REASON = "Absent·e le jour du lab"
 CLOSED_REASON = "L'open lab est terminé."
+# A next lab people can still be registered in: not over, not closed.
+INVITABLE_STATUSES = ("draft", "recruiting")
 
 
 class LabDayError(ValueError):
     """The action is not possible now; the message is in French for the interface."""
-
-
-# A next lab people can still be registered in: not over, not closed.
-INVITABLE_STATUSES = ("draft", "recruiting")
 
 
 @dataclass(frozen=True)
